@@ -1,1 +1,45 @@
-//! placeholder
+//! # evloop-core: the task/future core and the event loop engine
+//!
+//! This crate is the second layer of evloop (Python asyncio's event-loop model in Rust):
+//!
+//! - [`task`]: the raw task machinery — a future and a schedule function become a
+//!   [`Runnable`](task::Runnable) and a [`Task`] — public so you can build your own runtime on it.
+//! - [`EventLoop`]: asyncio's loop — `call_soon`/`call_later`/`call_at`, `create_task`,
+//!   `run_until_complete`, `run_forever`, `stop`, `close`, `add_reader`/`add_writer`, the
+//!   exception handler and debug mode — waiting for I/O in an `evloop_reactor::Reactor`.
+//! - [`LoopHandle`]: the `Send + Sync` way in from other threads.
+//! - The running-loop rule: one thread never runs two loops at once; [`running_loop`] says
+//!   which loop runs here. Which loop is a thread's *current* loop is the policy layer's
+//!   business (`evloop-policy`), not this crate's.
+//!
+//! ```
+//! use evloop_core::{EventLoop, Error};
+//!
+//! let lp = EventLoop::new()?;
+//! let other = EventLoop::new()?;
+//! let err = lp.run_until_complete(async { other.run_forever() })?;
+//! assert_eq!(err.unwrap_err().to_string(), "Cannot run the event loop while another loop is running");
+//! lp.close()?;
+//! assert!(matches!(lp.run_forever(), Err(Error::Closed)));
+//! # Ok::<(), evloop_core::Error>(())
+//! ```
+
+mod error;
+mod event_loop;
+mod exception;
+mod handle;
+mod loop_handle;
+mod running;
+mod sleep;
+pub mod task;
+mod timer_heap;
+mod work;
+
+pub use error::Error;
+pub use event_loop::{EventLoop, ExceptionHandler};
+pub use exception::ExceptionContext;
+pub use handle::{Handle, TimerHandle};
+pub use loop_handle::LoopHandle;
+pub use running::running_loop;
+pub use sleep::{Sleep, YieldNow, sleep, sleep_until, yield_now};
+pub use task::{JoinError, Task, TaskId, TaskRef};

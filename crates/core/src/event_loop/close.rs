@@ -1,0 +1,64 @@
+//! Closing a loop: everything pending is dropped, pending tasks are reported.
+
+use std::sync::atomic::Ordering;
+
+use super::EventLoop;
+use crate::error::Error;
+use crate::exception::ExceptionContext;
+use crate::task::TaskRef;
+use crate::work::Work;
+
+impl EventLoop {
+    /// Closes the loop: drops every pending callback, timer and task (each task still pending
+    /// is reported to the exception handler as "Task was destroyed but it is pending!" and
+    /// resolves to `Err(JoinError::Cancelled)`), unregisters fd watchers and drops the loop's
+    /// extensions. Idempotent. `Err(Error::CloseRunning)` while the loop runs.
+    pub fn close(&self) -> Result<(), Error> {
+        if self.is_running() {
+            return Err(Error::CloseRunning);
+        }
+        if self.inner.closed.replace(true) {
+            return Ok(());
+        }
+        self.inner.shared.closed.store(true, Ordering::SeqCst);
+        tracing::debug!("closing event loop");
+
+        let mut tasks: Vec<TaskRef> = std::mem::take(&mut *self.inner.tasks.borrow_mut())
+            .into_values()
+            .collect();
+        tasks.sort_by_key(TaskRef::id);
+        for task in tasks.iter().filter(|t| !t.is_done()) {
+            self.call_exception_handler(
+                ExceptionContext::new("Task was destroyed but it is pending!")
+                    .with_task(task.clone()),
+            );
+        }
+        // Scheduling is a no-op now, so cancelling drops each idle task's future right here;
+        // tasks already queued are dropped with the queues below.
+        for task in &tasks {
+            task.cancel();
+        }
+        drop(tasks);
+
+        loop {
+            let mut queue = std::mem::take(&mut *self.inner.ready.borrow_mut());
+            self.inner.shared.drain_injected(&mut queue);
+            if queue.is_empty() {
+                break;
+            }
+            for item in queue {
+                match item {
+                    // A panic report that was on its way still reaches the handler.
+                    Work::Report(ctx) => self.call_exception_handler(ctx),
+                    other => drop(other),
+                }
+            }
+        }
+        let timers = self.inner.timers.borrow_mut().take_all();
+        drop(timers);
+        self.close_fd_watchers();
+        let extensions = std::mem::take(&mut *self.inner.extensions.borrow_mut());
+        drop(extensions);
+        Ok(())
+    }
+}

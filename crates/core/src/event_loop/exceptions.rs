@@ -1,0 +1,69 @@
+//! The loop's exception handler.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+
+use super::EventLoop;
+use crate::exception::{ExceptionContext, log_exception};
+
+/// A user exception handler, as stored by the loop.
+pub type ExceptionHandler = Rc<dyn Fn(&EventLoop, &ExceptionContext)>;
+
+impl EventLoop {
+    /// Sets the handler called for errors nobody else can receive (panicking callbacks,
+    /// unread task panics, tasks destroyed while pending). `None` restores the default, e.g.
+    /// `lp.set_exception_handler(None::<fn(&EventLoop, &ExceptionContext)>)`.
+    ///
+    /// ```
+    /// use evloop_core::{EventLoop, ExceptionContext};
+    /// use std::{cell::RefCell, rc::Rc};
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let seen = Rc::new(RefCell::new(Vec::new()));
+    /// let s = seen.clone();
+    /// lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ExceptionContext| {
+    ///     s.borrow_mut().push(ctx.message().to_string());
+    /// }));
+    /// lp.call_soon(|| panic!("boom"));
+    /// lp.stop();
+    /// lp.run_forever()?; // the panic is caught; the loop goes on
+    /// assert!(seen.borrow()[0].starts_with("Exception in callback"));
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn set_exception_handler(
+        &self,
+        handler: Option<impl Fn(&EventLoop, &ExceptionContext) + 'static>,
+    ) {
+        let handler = handler.map(|h| Rc::new(h) as ExceptionHandler);
+        let old = self.inner.exception_handler.replace(handler);
+        drop(old);
+    }
+
+    /// The handler set with [`set_exception_handler`](EventLoop::set_exception_handler).
+    pub fn get_exception_handler(&self) -> Option<ExceptionHandler> {
+        self.inner.exception_handler.borrow().clone()
+    }
+
+    /// Hands `ctx` to the exception handler (the default one if none is set). A handler that
+    /// panics is reported through the default handler.
+    pub fn call_exception_handler(&self, ctx: ExceptionContext) {
+        let handler = self.get_exception_handler();
+        match handler {
+            None => self.default_exception_handler(&ctx),
+            Some(h) => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| h(self, &ctx))) {
+                    self.default_exception_handler(
+                        &ExceptionContext::new("Unhandled error in exception handler")
+                            .with_panic(payload),
+                    );
+                    self.default_exception_handler(&ctx);
+                }
+            }
+        }
+    }
+
+    /// The default handler: logs `ctx` with `tracing::error!`.
+    pub fn default_exception_handler(&self, ctx: &ExceptionContext) {
+        log_exception(ctx);
+    }
+}

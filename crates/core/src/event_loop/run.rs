@@ -1,0 +1,247 @@
+//! Running the loop: `run_forever`, `run_until_complete`, `stop`, and one iteration.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::EventLoop;
+use crate::error::Error;
+use crate::exception::ExceptionContext;
+use crate::running::RunningGuard;
+use crate::timer_heap::TimerAction;
+use crate::work::{Injected, Shared, Work};
+
+/// The waker of `run_until_complete`'s future: queues `Work::Main` once per wake.
+struct MainWaker {
+    shared: Arc<Shared>,
+    generation: u64,
+    queued: AtomicBool,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.shared.send(Injected::Main(self.generation));
+        }
+    }
+}
+
+impl EventLoop {
+    /// Runs until [`stop`](EventLoop::stop) is called.
+    ///
+    /// `stop(); run_forever()` runs exactly one iteration.
+    /// Errors: [`Error::Closed`], [`Error::AlreadyRunning`] (this loop is running),
+    /// [`Error::AnotherLoopRunning`] (another loop runs on this thread), [`Error::Io`].
+    pub fn run_forever(&self) -> Result<(), Error> {
+        self.check_closed()?;
+        let _guard = RunningGuard::enter(self)?;
+        loop {
+            self.run_once(&mut |_| {})?;
+            if self.inner.shared.stopping.load(Ordering::Acquire) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs the loop until `fut` completes and returns its output.
+    ///
+    /// The future is polled in place on this thread, so it may borrow locals. Other tasks and
+    /// callbacks run meanwhile. If [`stop`](EventLoop::stop) ends the run first:
+    /// `Err(Error::StoppedBeforeComplete)`. A panic in `fut` propagates (the loop stays usable).
+    ///
+    /// ```
+    /// use evloop_core::EventLoop;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let mut log = Vec::new();
+    /// let n = lp.run_until_complete(async {
+    ///     log.push("borrowed");
+    ///     evloop_core::yield_now().await;
+    ///     7
+    /// })?;
+    /// assert_eq!((n, log), (7, vec!["borrowed"]));
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn run_until_complete<F: Future>(&self, fut: F) -> Result<F::Output, Error> {
+        self.check_closed()?;
+        let _guard = RunningGuard::enter(self)?;
+        let generation = self.inner.main_generation.get() + 1;
+        self.inner.main_generation.set(generation);
+        let main = Arc::new(MainWaker {
+            shared: self.inner.shared.clone(),
+            generation,
+            queued: AtomicBool::new(false),
+        });
+        let waker = Waker::from(main.clone());
+        main.wake_by_ref();
+
+        let mut fut = pin!(fut);
+        let mut output = None;
+        let mut poll_main = |lp: &EventLoop| {
+            if output.is_some() {
+                return;
+            }
+            main.queued.store(false, Ordering::Release);
+            let mut cx = Context::from_waker(&waker);
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                output = Some(out);
+                lp.stop();
+            }
+        };
+        loop {
+            self.run_once(&mut |lp| poll_main(lp))?;
+            if self.inner.shared.stopping.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        output.ok_or(Error::StoppedBeforeComplete)
+    }
+
+    /// Asks the loop to stop: the current iteration finishes (callbacks already in it still
+    /// run), then `run_forever`/`run_until_complete` return. Called while the loop is not
+    /// running, the next run does one iteration.
+    pub fn stop(&self) {
+        self.inner.shared.stopping.store(true, Ordering::Release);
+    }
+
+    fn check_closed(&self) -> Result<(), Error> {
+        if self.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// One iteration, as asyncio's `_run_once`: wait for I/O (not at all if work is ready,
+    /// else until the next timer), queue due timers, then run exactly the work that was ready
+    /// when the iteration started.
+    fn run_once(&self, main: &mut dyn FnMut(&EventLoop)) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let shared = &*inner.shared;
+        shared.drain_injected(&mut inner.ready.borrow_mut());
+
+        let mut timeout =
+            if !inner.ready.borrow().is_empty() || shared.stopping.load(Ordering::Acquire) {
+                Some(Duration::ZERO)
+            } else {
+                inner
+                    .timers
+                    .borrow_mut()
+                    .next_deadline()
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+            };
+        if timeout != Some(Duration::ZERO) {
+            shared.parked.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if !shared.injector.is_empty() || shared.stopping.load(Ordering::SeqCst) {
+                timeout = Some(Duration::ZERO);
+            }
+        }
+        let waited = shared.reactor.wait(timeout);
+        shared.parked.store(false, Ordering::Relaxed);
+        if let Err(e) = waited {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::Io(e));
+            }
+        }
+        shared.drain_injected(&mut inner.ready.borrow_mut());
+
+        let now = Instant::now();
+        loop {
+            let due = inner.timers.borrow_mut().pop_due(now);
+            let Some((cell, action)) = due else { break };
+            match action {
+                TimerAction::Callback(f) => {
+                    cell.action.set(TimerAction::Callback(f));
+                    self.push_ready(Work::Timer(cell));
+                }
+                TimerAction::Wake(Some(w)) => w.wake(),
+                TimerAction::Wake(None) | TimerAction::Nothing => {}
+            }
+        }
+
+        let ntodo = inner.ready.borrow().len();
+        for _ in 0..ntodo {
+            let item = inner.ready.borrow_mut().pop_front();
+            let Some(item) = item else { break };
+            self.run_item(item, main);
+        }
+        Ok(())
+    }
+
+    fn run_item(&self, item: Work, main: &mut dyn FnMut(&EventLoop)) {
+        let started = self.get_debug().then(Instant::now);
+        let name: std::borrow::Cow<'static, str> = match item {
+            Work::Task(r) => {
+                let id = r.id();
+                let name = started.map(|_| r.task_ref().name());
+                if r.run() {
+                    self.forget_task(id);
+                }
+                name.map_or("".into(), Into::into)
+            }
+            Work::Spawned(r) => {
+                let id = r.id();
+                self.register_task(r.task_ref());
+                let name = started.map(|_| r.task_ref().name());
+                if r.run() {
+                    self.forget_task(id);
+                }
+                name.map_or("".into(), Into::into)
+            }
+            Work::Callback(cell) => {
+                if let Some(f) = cell.callback.take() {
+                    self.call_caught(f, cell.name);
+                }
+                cell.name.into()
+            }
+            Work::Timer(cell) => {
+                if let TimerAction::Callback(f) = cell.action.replace(TimerAction::Nothing) {
+                    self.call_caught(f, cell.name);
+                }
+                cell.name.into()
+            }
+            Work::Remote(f) => {
+                self.call_caught(f, "call_soon_threadsafe callback");
+                "call_soon_threadsafe callback".into()
+            }
+            Work::Fd(fd, dir, generation) => {
+                self.dispatch_fd(fd, dir, generation);
+                "fd callback".into()
+            }
+            Work::Main(generation) => {
+                if generation == self.inner.main_generation.get() {
+                    main(self);
+                }
+                "run_until_complete future".into()
+            }
+            Work::Report(ctx) => {
+                self.call_exception_handler(ctx);
+                "exception handler".into()
+            }
+        };
+        if let Some(started) = started {
+            let took = started.elapsed();
+            if took >= self.slow_callback_duration() {
+                tracing::warn!("Executing {} took {:.3} seconds", name, took.as_secs_f64());
+            }
+        }
+    }
+
+    /// Runs a callback; a panic goes to the exception handler and the loop goes on.
+    pub(crate) fn call_caught(&self, f: impl FnOnce(), name: &str) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            self.call_exception_handler(
+                ExceptionContext::new(format!("Exception in callback {name}")).with_panic(payload),
+            );
+        }
+    }
+}

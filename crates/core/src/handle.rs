@@ -1,0 +1,104 @@
+//! `Handle` and `TimerHandle`: what `call_soon`, `call_later` and `call_at` return.
+
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::timer_heap::TimerCell;
+
+/// A scheduled callback (asyncio's `Handle`).
+pub(crate) struct CallbackCell {
+    pub(crate) callback: Cell<Option<Box<dyn FnOnce()>>>,
+    pub(crate) cancelled: Cell<bool>,
+    pub(crate) name: &'static str,
+}
+
+impl CallbackCell {
+    pub(crate) fn new(callback: Box<dyn FnOnce()>, name: &'static str) -> CallbackCell {
+        CallbackCell {
+            callback: Cell::new(Some(callback)),
+            cancelled: Cell::new(false),
+            name,
+        }
+    }
+}
+
+/// A callback scheduled with [`EventLoop::call_soon`](crate::EventLoop::call_soon).
+///
+/// ```
+/// use evloop_core::EventLoop;
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let lp = EventLoop::new()?;
+/// let ran = Rc::new(Cell::new(false));
+/// let r = ran.clone();
+/// let h = lp.call_soon(move || r.set(true));
+/// h.cancel();
+/// assert!(h.cancelled());
+/// lp.stop();
+/// lp.run_forever()?;
+/// assert!(!ran.get());
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) cell: Rc<CallbackCell>,
+}
+
+impl Handle {
+    /// Cancels the callback: it will not run. Does nothing if it already ran.
+    pub fn cancel(&self) {
+        if !self.cell.cancelled.replace(true) {
+            drop(self.cell.callback.take());
+        }
+    }
+
+    /// True once cancelled (a callback scheduled on a closed loop reads cancelled).
+    pub fn cancelled(&self) -> bool {
+        self.cell.cancelled.get()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("callback", &self.cell.name)
+            .field("cancelled", &self.cancelled())
+            .finish()
+    }
+}
+
+/// A callback scheduled with [`EventLoop::call_later`](crate::EventLoop::call_later) or
+/// [`EventLoop::call_at`](crate::EventLoop::call_at).
+#[derive(Clone)]
+pub struct TimerHandle {
+    pub(crate) cell: Rc<TimerCell>,
+}
+
+impl TimerHandle {
+    /// Cancels the timer: its callback will not run. Cheap: the heap entry is removed lazily.
+    pub fn cancel(&self) {
+        self.cell.cancel();
+    }
+
+    /// True once cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.cell.is_cancelled()
+    }
+
+    /// When the callback is due, on the loop's clock ([`EventLoop::time`](crate::EventLoop::time)).
+    pub fn when(&self) -> Instant {
+        self.cell.when
+    }
+}
+
+impl fmt::Debug for TimerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerHandle")
+            .field("callback", &self.cell.name)
+            .field("when", &self.cell.when)
+            .field("cancelled", &self.cancelled())
+            .finish()
+    }
+}

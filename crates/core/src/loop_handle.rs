@@ -1,0 +1,81 @@
+//! `LoopHandle`: the `Send + Sync` way to reach a loop from other threads.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::error::Error;
+use crate::task::{self, Task};
+use crate::work::{Injected, LoopScheduler, Shared};
+
+/// A thread-safe handle to a loop (from [`EventLoop::handle`](crate::EventLoop::handle)).
+///
+/// ```
+/// use evloop_core::EventLoop;
+///
+/// let lp = EventLoop::new()?;
+/// let handle = lp.handle();
+/// let task = std::thread::spawn(move || handle.spawn(async { 40 + 2 })).join().unwrap();
+/// assert_eq!(lp.run_until_complete(task)?.unwrap(), 42);
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct LoopHandle {
+    shared: Arc<Shared>,
+}
+
+impl LoopHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> LoopHandle {
+        LoopHandle { shared }
+    }
+
+    /// Schedules `f` on the loop's thread, waking the loop if it is blocked in the reactor.
+    /// `Err(Error::Closed)` if the loop is closed.
+    pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.shared.send(Injected::Remote(Box::new(f)));
+        Ok(())
+    }
+
+    /// Runs `fut` as a task on the loop (asyncio's `run_coroutine_threadsafe`). The returned
+    /// `Task` can be awaited on any loop or joined with [`Task::join_blocking`]. On a closed
+    /// loop the task is cancelled at once.
+    pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let scheduler = LoopScheduler {
+            shared: self.shared.clone(),
+        };
+        let (runnable, task) = task::spawn(fut, scheduler);
+        if self.is_closed() {
+            drop(runnable);
+        } else {
+            self.shared.send(Injected::Spawned(runnable));
+        }
+        task
+    }
+
+    /// Stops the loop (as [`EventLoop::stop`](crate::EventLoop::stop)), waking it if needed.
+    pub fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.wake_if_parked();
+    }
+
+    /// True once the loop is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

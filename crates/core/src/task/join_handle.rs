@@ -1,0 +1,213 @@
+//! `Task<T>`: the typed handle to a spawned future and its output.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+
+use super::header::{self, Header, lock};
+use super::id::TaskId;
+use super::join_error::JoinError;
+use super::state::*;
+use super::task_ref::TaskRef;
+
+/// A handle to a spawned task: await it for `Result<T, JoinError>`.
+///
+/// Dropping the handle does **not** cancel the task (it runs on, detached); call
+/// [`cancel`](Task::cancel) for that. If a detached task panics, its loop reports
+/// "Task exception was never retrieved" through the exception handler.
+///
+/// ```
+/// use evloop_core::EventLoop;
+///
+/// let lp = EventLoop::new()?;
+/// let task = lp.create_task(async { 6 * 7 });
+/// assert_eq!(task.name(), format!("Task-{}", task.id()));
+/// let out = lp.run_until_complete(task)?;
+/// assert_eq!(out.unwrap(), 42);
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
+pub struct Task<T> {
+    ptr: NonNull<Header>,
+    _output: PhantomData<T>,
+}
+
+// SAFETY: the handle reads the output (moving a `T` to this thread, hence `T: Send`) and
+// otherwise only touches atomics and mutexes; the future itself is never touched by the handle.
+unsafe impl<T: Send> Send for Task<T> {}
+// SAFETY: `&Task` only reads atomics and mutexes.
+unsafe impl<T: Send> Sync for Task<T> {}
+
+impl<T> Unpin for Task<T> {}
+
+impl<T> Task<T> {
+    /// # Safety
+    /// The caller transfers the handle's reference (and the `HANDLE` flag) of a task whose
+    /// output type is `T`.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> Task<T> {
+        Task {
+            ptr,
+            _output: PhantomData,
+        }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the handle owns a reference.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// Requests cancellation: the future is dropped at the task's next scheduling point (never
+    /// inside a poll) and awaiting the task gives `Err(JoinError::Cancelled)`.
+    /// Returns `false` if the task had already ended.
+    pub fn cancel(&self) -> bool {
+        // SAFETY: our reference keeps the task alive for the call.
+        unsafe { header::cancel(self.ptr) }
+    }
+
+    /// True once the task has ended (completed, panicked or cancelled).
+    pub fn is_done(&self) -> bool {
+        self.header().state() & COMPLETED != 0
+    }
+
+    /// True if the task ended by cancellation.
+    pub fn is_cancelled(&self) -> bool {
+        self.header().state() & CANCELLED != 0
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.header().id
+    }
+
+    /// The task's name: `Task-N` (N is the id) unless one was set.
+    pub fn name(&self) -> String {
+        self.header().name()
+    }
+
+    /// Renames the task.
+    pub fn set_name(&self, name: impl Into<String>) {
+        *lock(&self.header().name) = Some(name.into().into_boxed_str());
+    }
+
+    /// A type-erased view of the task.
+    pub fn as_ref(&self) -> TaskRef {
+        self.header().ref_inc();
+        // SAFETY: we just took the reference the TaskRef owns.
+        unsafe { TaskRef::from_raw(self.ptr) }
+    }
+
+    /// Blocks this thread until the task ends, and returns its outcome.
+    ///
+    /// For tasks running on another thread's loop. Calling it on the thread whose loop must
+    /// run the task blocks forever, as any blocking wait there would.
+    pub fn join_blocking(self) -> Result<T, JoinError>
+    where
+        T: Send,
+    {
+        struct Unparker(Thread);
+        impl Wake for Unparker {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+            fn wake_by_ref(self: &Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unparker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut this = self;
+        loop {
+            if let Poll::Ready(out) = Pin::new(&mut this).poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let header = self.header();
+        let mut registered = false;
+        loop {
+            let state = header.state();
+            if state & CLOSED != 0 {
+                panic!("`Task` polled after it returned its output");
+            }
+            if state & COMPLETED != 0 {
+                if header
+                    .state
+                    .compare_exchange(state, state | CLOSED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    continue;
+                }
+                let mut out: Option<Result<T, JoinError>> = None;
+                // SAFETY: we set CLOSED over COMPLETED, so the outcome is ours; `out` has the
+                // task's output type.
+                unsafe { (header.vtable.take_output)(self.ptr, &mut out as *mut _ as *mut ()) };
+                return Poll::Ready(out.unwrap_or(Err(JoinError::Cancelled)));
+            }
+            if registered {
+                return Poll::Pending;
+            }
+            {
+                let mut awaiters = lock(&header.awaiters);
+                match &awaiters.handle {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => awaiters.handle = Some(cx.waker().clone()),
+                }
+            }
+            // Look again: the task may have completed before we registered.
+            registered = true;
+        }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        let header = self.header();
+        let mut state = header.state();
+        loop {
+            let mut new = state & !HANDLE;
+            let owns_output = state & COMPLETED != 0 && state & CLOSED == 0;
+            if owns_output {
+                new |= CLOSED;
+            }
+            match header.state.compare_exchange_weak(
+                state,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if owns_output {
+                        // SAFETY: we set CLOSED over COMPLETED, so the outcome is ours to drop.
+                        unsafe { (header.vtable.drop_output)(self.ptr) };
+                    }
+                    break;
+                }
+                Err(s) => state = s,
+            }
+        }
+        // SAFETY: we own the handle's reference.
+        unsafe { header::drop_ref(self.ptr) }
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("name", &self.name())
+            .field("done", &self.is_done())
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}

@@ -1,0 +1,141 @@
+//! `TaskRef`: a type-erased, clonable view of a task.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll};
+
+use super::header::{self, Header, lock};
+use super::id::TaskId;
+use super::join_error::JoinError;
+use super::state::*;
+
+/// A type-erased, clonable handle to a task: what `all_tasks()` returns.
+///
+/// It can cancel the task, read its state and wait for it (the output is not available through
+/// it; a panic is reported as `JoinError::Panicked` carrying the panic message as a `String`).
+pub struct TaskRef {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: a TaskRef touches only the task's atomics and mutexes, never the future or output.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above; every method takes `&self` and is thread-safe.
+unsafe impl Sync for TaskRef {}
+
+impl TaskRef {
+    /// # Safety
+    /// The caller transfers one reference to the task at `ptr`.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> TaskRef {
+        TaskRef { ptr }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the TaskRef owns a reference.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// Requests cancellation; the future is dropped at the task's next scheduling point.
+    /// Returns `false` if the task had already ended.
+    pub fn cancel(&self) -> bool {
+        // SAFETY: our reference keeps the task alive for the call.
+        unsafe { header::cancel(self.ptr) }
+    }
+
+    /// True once the task has ended (completed, panicked or cancelled).
+    pub fn is_done(&self) -> bool {
+        self.header().state() & COMPLETED != 0
+    }
+
+    /// True if the task ended by cancellation.
+    pub fn is_cancelled(&self) -> bool {
+        self.header().state() & CANCELLED != 0
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.header().id
+    }
+
+    /// The task's name: `Task-N` unless one was set.
+    pub fn name(&self) -> String {
+        self.header().name()
+    }
+
+    /// Renames the task.
+    pub fn set_name(&self, name: impl Into<String>) {
+        *lock(&self.header().name) = Some(name.into().into_boxed_str());
+    }
+
+    fn outcome(state: usize) -> Result<(), JoinError> {
+        if state & CANCELLED != 0 {
+            Err(JoinError::Cancelled)
+        } else if state & PANICKED != 0 {
+            Err(JoinError::Panicked(Box::new(String::from("task panicked"))))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Future for TaskRef {
+    type Output = Result<(), JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let header = self.header();
+        let state = header.state();
+        if state & COMPLETED != 0 {
+            return Poll::Ready(Self::outcome(state));
+        }
+        {
+            let mut awaiters = lock(&header.awaiters);
+            if !awaiters.others.iter().any(|w| w.will_wake(cx.waker())) {
+                awaiters.others.push(cx.waker().clone());
+            }
+        }
+        let state = header.state();
+        if state & COMPLETED != 0 {
+            return Poll::Ready(Self::outcome(state));
+        }
+        Poll::Pending
+    }
+}
+
+impl Clone for TaskRef {
+    fn clone(&self) -> TaskRef {
+        self.header().ref_inc();
+        TaskRef { ptr: self.ptr }
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: we own this reference.
+        unsafe { header::drop_ref(self.ptr) }
+    }
+}
+
+impl PartialEq for TaskRef {
+    fn eq(&self, other: &TaskRef) -> bool {
+        self.ptr == other.ptr
+    }
+}
+
+impl Eq for TaskRef {}
+
+impl std::hash::Hash for TaskRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ptr.hash(state)
+    }
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskRef")
+            .field("name", &self.name())
+            .field("done", &self.is_done())
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}

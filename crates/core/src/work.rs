@@ -1,0 +1,147 @@
+//! The units of work an iteration runs, and how they reach the loop.
+
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+
+use crossbeam_queue::SegQueue;
+use evloop_reactor::{Direction, Reactor};
+
+use crate::exception::ExceptionContext;
+use crate::handle::CallbackCell;
+use crate::running;
+use crate::task::{Runnable, Schedule, TaskRef};
+use crate::timer_heap::TimerCell;
+
+/// One item of the loop's ready queue (lives on the loop thread only).
+pub(crate) enum Work {
+    /// A task to poll.
+    Task(Runnable),
+    /// A task spawned from another thread: register it, then poll it.
+    Spawned(Runnable),
+    /// A `call_soon` callback.
+    Callback(Rc<CallbackCell>),
+    /// A due `call_later`/`call_at` callback.
+    Timer(Rc<TimerCell>),
+    /// A `call_soon_threadsafe` callback.
+    Remote(Box<dyn FnOnce() + Send>),
+    /// An fd watched by `add_reader`/`add_writer` became ready (fd, direction, watch generation).
+    Fd(RawFd, Direction, u64),
+    /// The future of `run_until_complete` was woken (its generation).
+    Main(u64),
+    /// An exception to hand to the exception handler.
+    Report(ExceptionContext),
+}
+
+/// Work that crosses threads: what the injection queue carries.
+pub(crate) enum Injected {
+    Task(Runnable),
+    Spawned(Runnable),
+    Remote(Box<dyn FnOnce() + Send>),
+    Fd(RawFd, Direction, u64),
+    Main(u64),
+    Report(ExceptionContext),
+}
+
+impl From<Injected> for Work {
+    fn from(i: Injected) -> Work {
+        match i {
+            Injected::Task(r) => Work::Task(r),
+            Injected::Spawned(r) => Work::Spawned(r),
+            Injected::Remote(f) => Work::Remote(f),
+            Injected::Fd(fd, d, g) => Work::Fd(fd, d, g),
+            Injected::Main(g) => Work::Main(g),
+            Injected::Report(c) => Work::Report(c),
+        }
+    }
+}
+
+impl Injected {
+    fn into_work(self) -> Work {
+        self.into()
+    }
+}
+
+/// The part of a loop that other threads (and wakers) can reach: `Send + Sync`.
+pub(crate) struct Shared {
+    /// Unique per loop; identifies "this loop is the one running on this thread".
+    pub(crate) id: usize,
+    /// Work sent from other threads (or from this thread while the loop is not running).
+    pub(crate) injector: SegQueue<Injected>,
+    /// The loop is blocked (or about to block) in the reactor.
+    pub(crate) parked: AtomicBool,
+    pub(crate) closed: AtomicBool,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) reactor: Reactor,
+}
+
+impl Shared {
+    pub(crate) fn new(reactor: Reactor) -> Shared {
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            injector: SegQueue::new(),
+            parked: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            reactor,
+        }
+    }
+
+    /// Sends work to the loop: straight onto its local ready queue if it is running on this
+    /// thread (no atomics), else through the injection queue, waking the loop if it is parked.
+    pub(crate) fn send(&self, item: Injected) {
+        let item = match running::push_local(self.id, item) {
+            Ok(()) => return,
+            Err(item) => item,
+        };
+        self.injector.push(item);
+        self.wake_if_parked();
+    }
+
+    /// Pairs with the loop's `parked.store(true); fence; check queues` (a Dekker handshake):
+    /// either the loop sees our work, or we see it parked and notify the reactor.
+    pub(crate) fn wake_if_parked(&self) {
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
+            if let Err(e) = self.reactor.notify() {
+                tracing::error!(error = %e, "failed to wake the event loop");
+            }
+        }
+    }
+
+    /// Work waiting in the injection queue, as ready-queue items.
+    pub(crate) fn drain_injected(&self, into: &mut std::collections::VecDeque<Work>) {
+        while let Some(i) = self.injector.pop() {
+            into.push_back(i.into_work());
+        }
+    }
+}
+
+/// The `Schedule` of every task on a loop.
+pub(crate) struct LoopScheduler {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Schedule for LoopScheduler {
+    fn schedule(&self, runnable: Runnable) {
+        if self.shared.closed.load(Ordering::Acquire) {
+            // After close, scheduling does nothing: dropping the runnable cancels the task.
+            drop(runnable);
+            return;
+        }
+        self.shared.send(Injected::Task(runnable));
+    }
+
+    fn unhandled_panic(&self, task: TaskRef, payload: Box<dyn std::any::Any + Send>) {
+        let ctx = ExceptionContext::new("Task exception was never retrieved")
+            .with_task(task)
+            .with_panic(payload);
+        if self.shared.closed.load(Ordering::Acquire) {
+            crate::exception::log_exception(&ctx);
+        } else {
+            self.shared.send(Injected::Report(ctx));
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! [`Reactor`]: the poller, the registered sources, `wait` and `notify`.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Waker;
+use std::time::Duration;
+
+use polling::{Event, Events, PollMode, Poller};
+
+use crate::slab::Slab;
+use crate::source::{FdHandle, Source, Trigger, lock};
+
+/// Owns a [`polling::Poller`] and the sources registered with it.
+///
+/// Cheap to clone (an `Arc` inside); `Send + Sync`. One thread at a time
+/// blocks in [`wait`](Self::wait) and dispatches readiness to the sources'
+/// wakers; any thread may [`register`](Self::register),
+/// [`deregister`](Self::deregister) or [`notify`](Self::notify).
+///
+/// When the last clone is dropped, every still-registered source is closed
+/// and its waiters are woken, so they see an error rather than hang.
+#[derive(Clone)]
+pub struct Reactor {
+    inner: Arc<Inner>,
+}
+
+/// The shared state behind a [`Reactor`].
+pub(crate) struct Inner {
+    pub(crate) poller: Poller,
+    /// Registered sources, keyed by their poller key.
+    sources: Mutex<Slab<Arc<Source>>>,
+    /// Buffers of the (single) waiting thread.
+    waiting: Mutex<WaitBuffers>,
+    /// Set by the `notify` that wakes the poller; cleared when `wait` returns.
+    notified: AtomicBool,
+    edge: bool,
+    level: bool,
+    /// `Poller::notify` calls made (test statistics).
+    notify_syscalls: AtomicUsize,
+    /// `Poller::modify` calls made (test statistics).
+    modify_calls: AtomicUsize,
+}
+
+/// Reused across waits so that steady-state dispatch does not allocate.
+struct WaitBuffers {
+    events: Events,
+    batch: Vec<(Arc<Source>, bool, bool)>,
+    wake: Vec<Waker>,
+}
+
+impl Reactor {
+    /// Creates a reactor with a new poller (epoll on Linux).
+    pub fn new() -> io::Result<Reactor> {
+        let poller = Poller::new()?;
+        let (edge, level) = (poller.supports_edge(), poller.supports_level());
+        if !edge {
+            tracing::debug!("poller has no edge-triggered mode; using oneshot with re-arming");
+        }
+        Ok(Reactor {
+            inner: Arc::new(Inner {
+                poller,
+                sources: Mutex::new(Slab::default()),
+                waiting: Mutex::new(WaitBuffers {
+                    events: Events::new(),
+                    batch: Vec::new(),
+                    wake: Vec::new(),
+                }),
+                notified: AtomicBool::new(false),
+                edge,
+                level,
+                notify_syscalls: AtomicUsize::new(0),
+                modify_calls: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Registers `fd`, edge-triggered with interest in both directions.
+    ///
+    /// The source starts *ready* in both directions: callers try their
+    /// operation first and wait only after a `WouldBlock` (see
+    /// [`Source::clear_ready`]). A steady stream of successful operations
+    /// therefore never touches the poller. Where the poller has no
+    /// edge-triggered mode, the fd is registered oneshot and re-armed for the
+    /// awaited directions whenever a waiter registers.
+    ///
+    /// The reactor watches a duplicate of `fd` (made here, closed on
+    /// [`deregister`](Self::deregister)), so `fd` need not outlive the call;
+    /// but the underlying file stays open until the source is deregistered.
+    /// `fd` is *not* switched to non-blocking mode (see [`Async`](crate::Async)
+    /// for that).
+    pub fn register(&self, fd: BorrowedFd<'_>) -> io::Result<Arc<Source>> {
+        let trigger = if self.inner.edge {
+            Trigger::Edge
+        } else {
+            Trigger::Oneshot
+        };
+        self.register_dup(fd, (trigger, true))
+    }
+
+    /// Registers `fd` level-triggered, for asyncio-style `add_reader` /
+    /// `add_writer`.
+    ///
+    /// The source starts *not* ready. While somebody waits on a direction
+    /// (a pending [`Source::poll_ready`]), every [`wait`](Self::wait) that
+    /// finds the fd ready in that direction reports it again, setting the flag
+    /// and bumping the tick, until the waiter stops re-registering. Interest
+    /// follows the waiters: a direction nobody waits on is dropped from the
+    /// poller after one report, so an always-writable socket watched only for
+    /// reading does not make `wait` spin.
+    ///
+    /// Like [`register`](Self::register), the reactor watches a duplicate fd.
+    pub fn register_level(&self, fd: BorrowedFd<'_>) -> io::Result<Arc<Source>> {
+        let trigger = if self.inner.level {
+            Trigger::Level
+        } else {
+            Trigger::Oneshot
+        };
+        self.register_dup(fd, (trigger, false))
+    }
+
+    /// Removes `source` from the poller and closes it: every waiter is woken,
+    /// and its next poll returns an error ("I/O source deregistered from the
+    /// reactor"). Idempotent.
+    ///
+    /// For the source of an [`Async`](crate::Async), the fd stays in the
+    /// poller (its events ignored) until the `Async` is dropped or
+    /// [`into_inner`](crate::Async::into_inner)ed.
+    ///
+    /// Returns an error if `source` belongs to another reactor, or if the
+    /// poller fails to delete the fd (the source is closed regardless).
+    pub fn deregister(&self, source: &Source) -> io::Result<()> {
+        self.remove(source, None)
+    }
+
+    /// Blocks until at least one I/O event, a [`notify`](Self::notify), or the
+    /// timeout (`None` waits forever; `Some(Duration::ZERO)` only looks).
+    ///
+    /// For each event it sets the source's ready flag for the reported
+    /// direction(s), bumps the tick, and wakes the wakers waiting on that
+    /// direction. Returns the number of I/O events processed (notifications
+    /// not counted). Only one thread waits at a time; a concurrent caller
+    /// blocks until the first returns.
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        let inner = &*self.inner;
+        let mut buffers = lock(&inner.waiting);
+        let WaitBuffers {
+            events,
+            batch,
+            wake,
+        } = &mut *buffers;
+        events.clear();
+        let polled = inner.poller.wait(events, timeout);
+        // A read-modify-write, so that a `notify` which found the flag already
+        // set (and skipped the syscall) happens-before this point: whatever its
+        // caller did before notifying is visible once `wait` returns.
+        inner.notified.swap(false, Ordering::AcqRel);
+        polled?;
+        {
+            let sources = lock(&inner.sources);
+            batch.extend(events.iter().filter_map(|event| {
+                let source = sources.get(event.key)?;
+                Some((source.clone(), event.readable, event.writable))
+            }));
+        }
+        let processed = batch.len();
+        for (source, readable, writable) in batch.drain(..) {
+            tracing::trace!(
+                key = source.key(),
+                fd = source.raw_fd(),
+                readable,
+                writable,
+                "event"
+            );
+            source.on_event(inner, readable, writable, wake);
+        }
+        for waker in wake.drain(..) {
+            waker.wake();
+        }
+        Ok(processed)
+    }
+
+    /// Wakes a [`wait`](Self::wait) in progress, or makes the next one return
+    /// at once. Callable from any thread.
+    ///
+    /// Coalesced: only the call that sets the "notified" flag makes the
+    /// syscall; the flag is cleared when `wait` returns. A burst of notifies
+    /// between two waits costs one syscall.
+    pub fn notify(&self) -> io::Result<()> {
+        let inner = &*self.inner;
+        if inner.notified.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        inner.notify_syscalls.fetch_add(1, Ordering::Relaxed);
+        inner.poller.notify().inspect_err(|_| {
+            // Let the next notify try again.
+            inner.notified.store(false, Ordering::Release);
+        })
+    }
+
+    /// Registers the fd of an [`Async`](crate::Async)'s inner I/O without
+    /// duplicating it (falls back to a duplicate where the poller has no
+    /// edge-triggered mode).
+    ///
+    /// # Safety
+    ///
+    /// `fd` must stay open until [`release`](Self::release) has been called
+    /// with the returned source and that same fd.
+    pub(crate) unsafe fn register_external(&self, fd: BorrowedFd<'_>) -> io::Result<Arc<Source>> {
+        if !self.inner.edge {
+            return self.register(fd);
+        }
+        let source = self.reserve(fd.as_raw_fd(), (Trigger::Edge, true), FdHandle::External);
+        // SAFETY: the caller keeps `fd` open until `release(source, fd)`, which
+        // deletes it from the poller (see `Source::shut`); should `add` fail,
+        // the fd was never added.
+        let added = unsafe {
+            self.inner
+                .poller
+                .add_with_mode(&fd, Event::all(source.key()), PollMode::Edge)
+        };
+        self.finish_register(source, added)
+    }
+
+    /// Deregisters an [`Async`](crate::Async)'s source, given its fd.
+    pub(crate) fn release(&self, source: &Source, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.remove(source, Some(fd))
+    }
+
+    fn register_dup(
+        &self,
+        fd: BorrowedFd<'_>,
+        trigger: (Trigger, bool),
+    ) -> io::Result<Arc<Source>> {
+        let dup = fd.try_clone_to_owned()?;
+        let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup));
+        let added = source.add_dup(&self.inner.poller);
+        self.finish_register(source, added)
+    }
+
+    /// Creates a source in a fresh slab slot.
+    fn reserve(&self, raw_fd: RawFd, trigger: (Trigger, bool), fd: FdHandle) -> Arc<Source> {
+        let mut sources = lock(&self.inner.sources);
+        let key = sources.next_key();
+        let source = Arc::new(Source::new(
+            key,
+            raw_fd,
+            trigger,
+            fd,
+            Arc::downgrade(&self.inner),
+        ));
+        sources.insert(source.clone());
+        source
+    }
+
+    fn finish_register(
+        &self,
+        source: Arc<Source>,
+        added: io::Result<()>,
+    ) -> io::Result<Arc<Source>> {
+        match added {
+            Ok(()) => {
+                tracing::trace!(key = source.key(), fd = source.raw_fd(), "registered");
+                Ok(source)
+            }
+            Err(err) => {
+                lock(&self.inner.sources).remove_if(source.key(), |s| Arc::ptr_eq(s, &source));
+                tracing::debug!(fd = source.raw_fd(), %err, "registration failed");
+                Err(err)
+            }
+        }
+    }
+
+    fn remove(&self, source: &Source, owner_fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+        if !source.belongs_to(&self.inner) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "source is registered with another reactor",
+            ));
+        }
+        let mut wake = Vec::new();
+        let (deleted, release) = source.shut(&self.inner, owner_fd, &mut wake);
+        if release {
+            lock(&self.inner.sources).remove_if(source.key(), |s| std::ptr::eq(&**s, source));
+            tracing::trace!(key = source.key(), fd = source.raw_fd(), "deregistered");
+        }
+        wake.into_iter().for_each(Waker::wake);
+        deleted
+    }
+
+    /// `Poller::notify` syscalls made so far.
+    #[cfg(test)]
+    pub(crate) fn notify_syscalls(&self) -> usize {
+        self.inner.notify_syscalls.load(Ordering::Relaxed)
+    }
+
+    /// `Poller::modify` calls made so far.
+    #[cfg(test)]
+    pub(crate) fn modify_calls(&self) -> usize {
+        self.inner.modify_calls.load(Ordering::Relaxed)
+    }
+
+    /// Number of sources in the slab.
+    #[cfg(test)]
+    pub(crate) fn registered(&self) -> usize {
+        lock(&self.inner.sources).len()
+    }
+}
+
+impl Inner {
+    /// `Poller::modify_with_mode`, counted.
+    pub(crate) fn modify(
+        &self,
+        fd: BorrowedFd<'_>,
+        event: Event,
+        mode: PollMode,
+    ) -> io::Result<()> {
+        self.modify_calls.fetch_add(1, Ordering::Relaxed);
+        self.poller.modify_with_mode(fd, event, mode)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let sources = self
+            .sources
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain();
+        if !sources.is_empty() {
+            tracing::debug!(
+                count = sources.len(),
+                "reactor dropped with registered sources; closing them"
+            );
+        }
+        let mut wake = Vec::new();
+        for source in &sources {
+            // Deletion errors do not matter: the poller goes away next.
+            let _ = source.shut(self, None, &mut wake);
+        }
+        drop(sources);
+        wake.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("registered", &lock(&self.inner.sources).len())
+            .field("edge", &self.inner.edge)
+            .field("level", &self.inner.level)
+            .field("notified", &self.inner.notified.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
