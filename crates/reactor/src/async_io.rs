@@ -46,10 +46,12 @@ impl<T: AsFd> Async<T> {
         // returned `Async` right below and stays there; both `Drop` and
         // `into_inner` call `release(source, io.as_fd())` before `io` is
         // dropped or handed back. (If a caller swaps the inner object out
-        // through `get_mut`, the old fd is closed while registered; on the
-        // Unix pollers this at worst leaves a stale kernel registration whose
-        // events are ignored, and `release` then sees a different fd number
-        // and does not delete it, so no other registration is affected.)
+        // through `get_mut` despite its docs, the old fd is closed while
+        // registered. The Unix pollers keep no pointers derived from the fd,
+        // so this is no memory-safety issue: at worst a stale kernel
+        // registration delivers spurious readiness, which callers tolerate by
+        // retrying the operation, and `release` sees the fd number changed and
+        // does not delete the new fd.)
         let source = unsafe { reactor.register_external(io.as_fd())? };
         Ok(Async {
             source,

@@ -54,8 +54,15 @@ struct WaitBuffers {
 impl Reactor {
     /// Creates a reactor with a new poller (epoll on Linux).
     pub fn new() -> io::Result<Reactor> {
+        Reactor::with_modes(true, true)
+    }
+
+    /// A reactor that uses edge- / level-triggered mode only if allowed here
+    /// *and* supported by the poller (tests force the fallbacks with this).
+    pub(crate) fn with_modes(allow_edge: bool, allow_level: bool) -> io::Result<Reactor> {
         let poller = Poller::new()?;
-        let (edge, level) = (poller.supports_edge(), poller.supports_level());
+        let edge = allow_edge && poller.supports_edge();
+        let level = allow_level && poller.supports_level();
         if !edge {
             tracing::debug!("poller has no edge-triggered mode; using oneshot with re-arming");
         }

@@ -63,9 +63,9 @@ impl Wake for FdWaker {
 
 impl EventLoop {
     /// Calls `f` whenever `fd` is readable (once per iteration while it stays readable).
-    /// Replaces an earlier reader of `fd`. The fd must stay open until
-    /// [`remove_reader`](EventLoop::remove_reader); an fd also wrapped in the reactor's
-    /// `Async` cannot be watched this way (it is already registered).
+    /// Replaces an earlier reader of `fd`. The reactor watches a duplicate of `fd` until
+    /// [`remove_reader`](EventLoop::remove_reader)/[`remove_writer`](EventLoop::remove_writer)
+    /// (or `close`), so call those before closing `fd`: until then the file stays open.
     pub fn add_reader(&self, fd: RawFd, f: impl FnMut() + 'static) -> Result<(), Error> {
         self.add_watch(fd, Direction::Read, Box::new(f))
     }
@@ -93,9 +93,9 @@ impl EventLoop {
             let mut guard = self.inner.fds.borrow_mut();
             let fds = &mut *guard;
             if !fds.map.contains_key(&fd) {
-                // SAFETY: the fd is only borrowed for the duration of the registration call;
-                // the caller keeps it open while it is watched (asyncio's contract), and the
-                // kernel drops the registration by itself if it is closed early.
+                // SAFETY: the fd is only borrowed for the duration of the registration call,
+                // which duplicates it (the reactor watches and later closes its own copy); the
+                // caller keeps `fd` open during the call (asyncio's add_reader contract).
                 let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
                 let source = self.reactor().register_level(borrowed)?;
                 fds.generation += 1;

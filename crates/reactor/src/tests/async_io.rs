@@ -44,10 +44,14 @@ fn pattern(len: usize) -> Vec<u8> {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn tcp_round_trip_through_futures_io() {
+    tcp_round_trip(&Reactor::new().unwrap());
+}
+
+/// 4 MiB through an echo server over 127.0.0.1, both ends `Async`.
+pub(super) fn tcp_round_trip(reactor: &Reactor) {
     const LEN: usize = 4 << 20; // big enough to fill socket buffers
-    let reactor = Reactor::new().unwrap();
-    let _driver = Driver::start(&reactor);
-    let listener = Async::new(TcpListener::bind("127.0.0.1:0").unwrap(), &reactor).unwrap();
+    let _driver = Driver::start(reactor);
+    let listener = Async::new(TcpListener::bind("127.0.0.1:0").unwrap(), reactor).unwrap();
     let addr = listener.get_ref().local_addr().unwrap();
 
     // Echo server: accept one connection, copy everything back using split
@@ -71,7 +75,7 @@ fn tcp_round_trip_through_futures_io() {
     let data = pattern(LEN);
     let mut back = vec![0; LEN];
     let stream = TcpStream::connect(addr).unwrap();
-    let mut client = Async::new(stream, &reactor).unwrap();
+    let mut client = Async::new(stream, reactor).unwrap();
     block_on(async {
         let (sent, received) = join2(
             async {
@@ -98,11 +102,15 @@ fn tcp_round_trip_through_futures_io() {
 #[test]
 #[cfg_attr(miri, ignore)]
 fn pipe_write_with_slow_reader_takes_the_wouldblock_path() {
+    pipe_slow_reader(&Reactor::new().unwrap());
+}
+
+/// 1 MiB through a pipe whose reader starts only after the writer blocked.
+pub(super) fn pipe_slow_reader(reactor: &Reactor) {
     const LEN: usize = 1 << 20; // far beyond the 64 KiB pipe buffer
-    let reactor = Reactor::new().unwrap();
-    let _driver = Driver::start(&reactor);
+    let _driver = Driver::start(reactor);
     let (reader, writer) = io::pipe().unwrap();
-    let writer = Async::new(writer, &reactor).unwrap();
+    let writer = Async::new(writer, reactor).unwrap();
 
     // The reader starts only once the writer has hit WouldBlock, then reads
     // in small chunks.

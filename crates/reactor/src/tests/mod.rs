@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod async_io;
+mod fallback;
 mod reactor;
 mod source;
 

@@ -13,10 +13,10 @@ use super::{CountWaker, block_on};
 use crate::Direction::{Read as R, Write as W};
 use crate::{Reactor, Source};
 
-const LONG: Option<Duration> = Some(Duration::from_secs(10));
-const NOW: Option<Duration> = Some(Duration::ZERO);
+pub(super) const LONG: Option<Duration> = Some(Duration::from_secs(10));
+pub(super) const NOW: Option<Duration> = Some(Duration::ZERO);
 
-fn ready_tick(poll: Poll<io::Result<u64>>) -> u64 {
+pub(super) fn ready_tick(poll: Poll<io::Result<u64>>) -> u64 {
     match poll {
         Poll::Ready(Ok(tick)) => tick,
         other => panic!("expected ready, got {other:?}"),
@@ -24,7 +24,7 @@ fn ready_tick(poll: Poll<io::Result<u64>>) -> u64 {
 }
 
 /// Consumes an edge source's initial "ready" for `Read`, leaving it waiting.
-fn make_unready(source: &Source, cx: &mut Context<'_>) {
+pub(super) fn make_unready(source: &Source, cx: &mut Context<'_>) {
     let tick = ready_tick(source.poll_ready(R, cx));
     source.clear_ready(R, tick);
     assert!(source.poll_ready(R, cx).is_pending());
@@ -220,10 +220,9 @@ fn edge_reports_once_until_cleared() {
     assert_eq!(reactor.modify_calls(), 0);
 }
 
-#[test]
-#[cfg_attr(miri, ignore)]
-fn level_reports_on_every_wait_while_data_is_unread() {
-    let reactor = Reactor::new().unwrap();
+/// Registers a pipe level-triggered and checks that five waits in a row
+/// report the unread data. Returns the number of `modify` calls made.
+pub(super) fn level_reports_five_times(reactor: &Reactor) -> usize {
     let (reader, writer) = io::pipe().unwrap();
     let source = reactor.register_level(reader.as_fd()).unwrap();
     let (count, waker) = CountWaker::new();
@@ -246,13 +245,22 @@ fn level_reports_on_every_wait_while_data_is_unread() {
         source.clear_ready(R, tick);
         assert!(source.poll_ready(R, &mut cx).is_pending());
     }
-    // Arming read interest was the only modify.
-    assert_eq!(reactor.modify_calls(), 1);
+    let modifies = reactor.modify_calls();
 
     // Once the data is read, nothing more is reported.
     let mut buf = [0; 3];
     (&reader).read_exact(&mut buf).unwrap();
     assert_eq!(reactor.wait(NOW).unwrap(), 0);
+    reactor.deregister(&source).unwrap();
+    modifies
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn level_reports_on_every_wait_while_data_is_unread() {
+    let reactor = Reactor::new().unwrap();
+    // Arming read interest was the only modify.
+    assert_eq!(level_reports_five_times(&reactor), 1);
 }
 
 #[test]

@@ -45,36 +45,35 @@ fn clear_then_wait_then_event_wakes() {
 
 #[test]
 fn same_waker_is_stored_once() {
+    // `Waker::will_wake` is best-effort: Miri gives each use of a vtable its
+    // own address, so a clone never "will wake" its original there and the
+    // dedup cannot be observed.
+    let dedups = !cfg!(miri);
     let source = Source::detached(false);
     let (count, waker) = CountWaker::new();
     let (_, other) = CountWaker::new();
+    let mut cx = Context::from_waker(&waker);
     for _ in 0..5 {
-        assert!(
-            source
-                .poll_readable(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
+        assert!(source.poll_readable(&mut cx).is_pending());
     }
-    assert_eq!(source.waiter_count(Read), 1);
+    let stored = source.waiter_count(Read);
+    assert_eq!(stored, if dedups { 1 } else { 5 });
     assert!(
         source
             .poll_readable(&mut Context::from_waker(&other))
             .is_pending()
     );
-    assert_eq!(source.waiter_count(Read), 2);
-    assert!(
-        source
-            .poll_writable(&mut Context::from_waker(&waker))
-            .is_pending()
-    );
+    assert_eq!(source.waiter_count(Read), stored + 1);
+    assert!(source.poll_writable(&mut cx).is_pending());
     assert_eq!(source.waiter_count(Write), 1);
 
     // A write event wakes only the write waiter.
     assert_eq!(source.fire(false, true), 1);
     assert_eq!(count.count(), 1);
-    assert_eq!(source.waiter_count(Read), 2);
+    assert_eq!(source.waiter_count(Read), stored + 1);
     // Both ways at once wakes the rest.
-    assert_eq!(source.fire(true, true), 2);
+    assert_eq!(source.fire(true, true), stored + 1);
+    assert_eq!(source.waiter_count(Read), 0);
 }
 
 #[test]
