@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use super::EventLoop;
 use crate::error::Error;
 use crate::exception::ExceptionContext;
+use crate::handle::Handle;
 use crate::task::TaskRef;
 use crate::work::Work;
 
@@ -50,6 +51,9 @@ impl EventLoop {
                 match item {
                     // A panic report that was on its way still reaches the handler.
                     Work::Report(ctx) => self.call_exception_handler(ctx),
+                    // A held `Handle` keeps its cell alive: drop the callback itself.
+                    Work::Callback(cell) => Handle { cell }.cancel(),
+                    Work::Timer(cell) => cell.cancel(),
                     other => drop(other),
                 }
             }

@@ -160,7 +160,7 @@ impl EventLoop {
             let Some((cell, action)) = due else { break };
             match action {
                 TimerAction::Callback(f) => {
-                    cell.action.set(TimerAction::Callback(f));
+                    cell.set_due(f);
                     self.push_ready(Work::Timer(cell));
                 }
                 TimerAction::Wake(Some(w)) => w.wake(),
@@ -204,7 +204,7 @@ impl EventLoop {
                 cell.name.into()
             }
             Work::Timer(cell) => {
-                if let TimerAction::Callback(f) = cell.action.replace(TimerAction::Nothing) {
+                if let Some(f) = cell.take_due() {
                     self.call_caught(f, cell.name);
                 }
                 cell.name.into()

@@ -5,6 +5,7 @@
 //! cancellation requests — lives here and works through a `NonNull<Header>`; the few operations
 //! that must know the future's type go through the `TaskVTable`.
 
+use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,10 +50,23 @@ pub(crate) struct Header {
     pub(crate) awaiters: Mutex<Awaiters>,
 }
 
-/// A cheap identity for the current thread: the address of a thread-local.
+/// A cheap identity for the current thread, never 0 and never reused by a later thread (a
+/// thread-local's address would be: the next thread often gets the exited one's TLS block).
 pub(crate) fn thread_mark() -> usize {
-    thread_local!(static MARK: u8 = const { 0 });
-    MARK.with(|m| m as *const u8 as usize)
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    // `const`-initialised and without a destructor, so it is usable even during TLS teardown.
+    thread_local!(static MARK: Cell<usize> = const { Cell::new(0) });
+    MARK.with(|m| {
+        if m.get() == 0 {
+            let mark = NEXT.fetch_add(1, Ordering::Relaxed);
+            if mark == 0 {
+                // Wrapped around: marks would repeat.
+                std::process::abort();
+            }
+            m.set(mark);
+        }
+        m.get()
+    })
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section here only moves wakers and names
@@ -122,11 +136,33 @@ pub(crate) unsafe fn wake_by_val(ptr: NonNull<Header>) {
     let header = unsafe { ptr.as_ref() };
     let mut state = header.state.load(Ordering::Acquire);
     loop {
-        if state & (COMPLETED | CLOSED | SCHEDULED) != 0 {
-            // Finished, or a runnable already exists: nothing to do.
+        if state & (COMPLETED | CLOSED) != 0 {
+            // Finished: nothing to do.
             // SAFETY: we own this reference.
             unsafe { drop_ref(ptr) };
             return;
+        }
+        if state & SCHEDULED != 0 {
+            // A runnable already exists. Still write the (unchanged) state word, so that the
+            // runner's next transition synchronizes with this wake and its poll sees whatever
+            // was written before it; after a plain load that poll could miss those writes and
+            // the wake-up would be lost.
+            match header.state.compare_exchange_weak(
+                state,
+                state,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // SAFETY: we own this reference.
+                    unsafe { drop_ref(ptr) };
+                    return;
+                }
+                Err(s) => {
+                    state = s;
+                    continue;
+                }
+            }
         }
         match header.state.compare_exchange_weak(
             state,
@@ -160,8 +196,24 @@ pub(crate) unsafe fn wake_by_ref(ptr: NonNull<Header>) {
     let header = unsafe { ptr.as_ref() };
     let mut state = header.state.load(Ordering::Acquire);
     loop {
-        if state & (COMPLETED | CLOSED | SCHEDULED) != 0 {
+        if state & (COMPLETED | CLOSED) != 0 {
             return;
+        }
+        if state & SCHEDULED != 0 {
+            // A runnable already exists: publish this wake with an unchanged write, as in
+            // `wake_by_val`.
+            match header.state.compare_exchange_weak(
+                state,
+                state,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(s) => {
+                    state = s;
+                    continue;
+                }
+            }
         }
         let new = if state & RUNNING != 0 {
             state | SCHEDULED

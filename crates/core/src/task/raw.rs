@@ -81,6 +81,18 @@ where
     unsafe fn schedule(ptr: NonNull<Header>) {
         // SAFETY: the caller's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
+        // The runnable may be run to completion (inline, or on another thread) and every other
+        // reference dropped before `schedule` returns; this reference keeps the cell, and so
+        // the `&S` the call borrows, alive until then (and is released even if it panics).
+        struct KeepAlive(NonNull<Header>);
+        impl Drop for KeepAlive {
+            fn drop(&mut self) {
+                // SAFETY: `KeepAlive` owns the reference taken just before it was created.
+                unsafe { drop_ref(self.0) }
+            }
+        }
+        cell.header.ref_inc();
+        let _keep_alive = KeepAlive(ptr);
         // SAFETY: the caller transfers its reference to the runnable.
         let runnable = unsafe { Runnable::from_raw(ptr) };
         cell.schedule.schedule(runnable);
@@ -93,6 +105,12 @@ where
         let cell = unsafe { Self::cell(ptr) };
         let header = &cell.header;
         if !header.on_owner_thread() {
+            // The runnable is consumed, so the task can never run again: end it as cancelled
+            // (which leaks the future rather than dropping it here) instead of leaving its
+            // `Task` pending forever.
+            // SAFETY: we own the runnable; `finish_cancelled` does not drop a local future on a
+            // foreign thread.
+            unsafe { Self::finish_cancelled(ptr) };
             panic!(
                 "a local task's Runnable was run on a thread other than the one that spawned it"
             );
@@ -273,9 +291,14 @@ where
         // SAFETY: `ptr` came from `Box::leak` in `allocate` with these types, and nobody else
         // can reach it any more.
         let mut cell = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
-        if matches!(cell.stage.get_mut(), Stage::Running(_)) && !cell.header.on_owner_thread() {
-            mem::forget(mem::replace(cell.stage.get_mut(), Stage::Consumed));
-            tracing::warn!(task = %cell.header.id, "leaked a local task's future dropped on a foreign thread");
+        if matches!(cell.stage.get_mut(), Stage::Running(_)) {
+            if cell.header.on_owner_thread() {
+                // Contain a panicking destructor, as everywhere else the future is dropped.
+                drop_stage(cell.stage.get_mut());
+            } else {
+                mem::forget(mem::replace(cell.stage.get_mut(), Stage::Consumed));
+                tracing::warn!(task = %cell.header.id, "leaked a local task's future dropped on a foreign thread");
+            }
         }
         drop(cell);
     }

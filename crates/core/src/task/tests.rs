@@ -1,7 +1,8 @@
 //! Unit tests of the raw task machinery. They are written to run under Miri too
 //! (`cargo +nightly miri test -p evloop-core --lib task::`), so loop counts stay small there.
 
-#![allow(clippy::unwrap_used)]
+// `waker.clone().wake()` is deliberate: it exercises the consuming wake path.
+#![allow(clippy::unwrap_used, clippy::waker_clone_wake)]
 
 use std::any::Any;
 use std::collections::{HashSet, VecDeque};
@@ -10,7 +11,7 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Barrier, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
@@ -1109,7 +1110,9 @@ fn awaiting_a_task_ref() {
     assert!(!runnable.run());
     gate.open();
     h.run_all();
-    assert_eq!(c1.count(), 1, "a waker registered twice is woken once");
+    // Registering the same waker twice is deduplicated with `Waker::will_wake`, which is only
+    // best effort (under Miri vtable addresses are not unique, so it may say no).
+    assert!((1..=2).contains(&c1.count()));
     assert_eq!(c2.count(), 1);
     assert_eq!(c3.count(), 1);
     assert!(matches!(poll_noop(&mut tr), Poll::Ready(Ok(()))));
@@ -1181,6 +1184,27 @@ fn inline_scheduler_with_a_detached_task() {
     assert_eq!(drops.get(), 1);
 }
 
+#[test]
+fn panicking_scheduler_does_not_leak_the_task() {
+    let drops = Drops::default();
+    let (runnable, mut task) = spawn(
+        {
+            let token = drops.token();
+            async move {
+                let _token = token;
+            }
+        },
+        |r: Runnable| {
+            drop(r);
+            panic!("scheduler boom");
+        },
+    );
+    assert!(catch_unwind(AssertUnwindSafe(|| runnable.schedule())).is_err());
+    assert_eq!(drops.get(), 1);
+    expect_cancelled(&mut task);
+    // Miri's leak checker reports the task if the panic leaked a reference.
+}
+
 // ---------------------------------------------------------------------------------------------
 // Threads.
 // ---------------------------------------------------------------------------------------------
@@ -1233,13 +1257,13 @@ fn wake_of_a_scheduled_task_publishes_earlier_writes() {
         let (runnable, task) = h.spawn({
             let flag = flag.clone();
             let slot = slot.clone();
+            let mut first = true;
             poll_fn(move |cx| {
                 if flag.load(Acquire) {
                     return Poll::Ready(());
                 }
-                let mut slot = slot.lock().unwrap();
-                if slot.is_none() {
-                    *slot = Some(cx.waker().clone());
+                if std::mem::take(&mut first) {
+                    *slot.lock().unwrap() = Some(cx.waker().clone());
                     cx.waker().wake_by_ref();
                 }
                 Poll::Pending
