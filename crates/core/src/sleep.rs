@@ -13,7 +13,16 @@ use crate::timer_heap::{TimerAction, TimerCell};
 /// Waits until `d` has passed on `lp`'s clock. The timer is scheduled at the first poll;
 /// dropping the future cancels it.
 pub fn sleep(lp: &EventLoop, d: Duration) -> Sleep {
-    sleep_until(lp, Instant::now() + d)
+    sleep_until(lp, deadline_after(d))
+}
+
+/// `now + d`, saturating at about 30 years from now (as tokio does) instead of overflowing.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let now = Instant::now();
+    now.checked_add(d.min(FAR_FUTURE))
+        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(now)
 }
 
 /// Waits until `deadline` on `lp`'s clock.

@@ -345,3 +345,23 @@ fn readers_on_many_fds() {
         assert!(lp.remove_reader(a.as_raw_fd()));
     }
 }
+
+#[test]
+fn add_reader_on_a_bad_fd_is_an_error_not_a_panic() {
+    let lp = EventLoop::new().unwrap();
+    // A closed fd number.
+    let closed = {
+        let (a, _b) = UnixStream::pair().unwrap();
+        a.as_raw_fd()
+    };
+    let err = lp.add_reader(closed, || {}).unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    let err = lp.add_writer(100_000, || {}).unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(!lp.remove_reader(closed));
+    // -1 is not an fd either.
+    let err = lp.add_reader(-1, || {}).unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    // The loop is unaffected.
+    assert_eq!(lp.run_until_complete(async { 1 }).unwrap(), 1);
+}

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use common::{DropCounter, DropGuard, pending_holding, record_exceptions, run_one};
-use evloop_core::{Error, EventLoop, JoinError};
+use evloop_core::{Error, EventLoop, Handle, JoinError, TimerHandle};
 
 type Log = Rc<RefCell<Vec<&'static str>>>;
 
@@ -457,4 +457,61 @@ fn destructors_of_pending_work_may_use_the_loop_during_close() {
     assert_eq!(drops.get(), 5);
     assert!(started.is_cancelled());
     drop(slot);
+}
+
+#[test]
+fn close_after_a_panicking_run_drops_the_work_left_in_the_ready_queue() {
+    // A panic in the main future unwinds out of the middle of an iteration: the rest of that
+    // iteration's ready work (here a callback and a due timer) stays queued. close() must
+    // still drop it, also while the user holds the handles.
+    let lp = EventLoop::new().unwrap();
+    let drops = DropCounter::default();
+    let handles: Rc<RefCell<Option<(Handle, TimerHandle)>>> = Rc::default();
+    let (lp2, h, d) = (lp.clone(), handles.clone(), drops.clone());
+    let mut first = true;
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lp.run_until_complete(std::future::poll_fn(move |cx| -> std::task::Poll<()> {
+            if first {
+                first = false;
+                // Queue the next poll first, then the callback and the timer behind it.
+                cx.waker().wake_by_ref();
+                let g = d.guard();
+                let cb = lp2.call_soon(move || drop(g));
+                let g = d.guard();
+                let timer = lp2.call_later(Duration::ZERO, move || drop(g));
+                *h.borrow_mut() = Some((cb, timer));
+                return std::task::Poll::Pending;
+            }
+            panic!("main future boom");
+        }))
+    }));
+    assert!(caught.is_err());
+    assert_eq!(drops.get(), 0, "the rest of the iteration did not run");
+    lp.close().unwrap();
+    let (cb, timer) = handles.borrow_mut().take().unwrap();
+    assert!(cb.cancelled());
+    assert!(
+        timer.cancelled(),
+        "a due timer left in the ready queue reads cancelled after close"
+    );
+    assert_eq!(
+        drops.get(),
+        2,
+        "close() drops a due timer left in the ready queue"
+    );
+}
+
+#[test]
+fn dropping_the_last_handle_reports_pending_tasks() {
+    let lp = EventLoop::new().unwrap();
+    let reports = record_exceptions(&lp);
+    let task = lp.create_task(std::future::pending::<()>());
+    run_one(&lp);
+    let id = task.id();
+    drop(lp);
+    let r = reports.borrow();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].message, "Task was destroyed but it is pending!");
+    assert_eq!(r[0].task.as_ref().unwrap().id(), id);
+    assert!(task.is_cancelled());
 }

@@ -416,3 +416,29 @@ fn a_task_created_from_a_task_runs_on_the_next_iteration() {
     run_one(&lp);
     assert_eq!(*log.borrow(), ["outer", "outer after create", "child"]);
 }
+
+#[test]
+fn a_task_cancelled_during_its_last_poll_ends_cancelled() {
+    // asyncio: a task whose cancel() was accepted (returned True) while it ran ends cancelled
+    // even if its coroutine then returns without awaiting (Task.__step checks _must_cancel on
+    // StopIteration). A `true` from cancel() must not be followed by an Ok outcome.
+    let lp = EventLoop::new().unwrap();
+    let me: Rc<RefCell<Option<TaskRef>>> = Rc::default();
+    let (m, accepted) = (me.clone(), Rc::new(Cell::new(false)));
+    let a = accepted.clone();
+    let task = lp.create_task(async move {
+        let me = m.borrow().clone().unwrap();
+        a.set(me.cancel());
+        "returned after cancel() said true"
+    });
+    *me.borrow_mut() = Some(task.as_ref());
+    run_one(&lp);
+    assert!(accepted.get(), "cancel() of a running task returns true");
+    assert!(task.is_done());
+    assert!(
+        task.is_cancelled(),
+        "cancel() returned true but the task did not end cancelled"
+    );
+    let out = lp.run_until_complete(task).unwrap();
+    assert!(matches!(out, Err(JoinError::Cancelled)), "{out:?}");
+}

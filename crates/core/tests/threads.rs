@@ -18,6 +18,23 @@ use evloop_core::{Error, EventLoop, JoinError, LoopHandle, Task, TaskRef};
 
 fn assert_send_sync<T: Send + Sync + 'static>() {}
 
+/// Compiles only if `T` is *not* `Send` (the `static_assertions` ambiguity trick): if `T` were
+/// `Send`, both impls would apply and the call below would be ambiguous.
+trait AmbiguousIfSend<A> {
+    fn not_send() {}
+}
+impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+
+#[test]
+fn loop_bound_types_are_not_send() {
+    <EventLoop as AmbiguousIfSend<_>>::not_send();
+    <evloop_core::Handle as AmbiguousIfSend<_>>::not_send();
+    <evloop_core::TimerHandle as AmbiguousIfSend<_>>::not_send();
+    <evloop_core::Sleep as AmbiguousIfSend<_>>::not_send();
+    <Task<Rc<u8>> as AmbiguousIfSend<_>>::not_send();
+}
+
 #[test]
 fn the_thread_safe_types_are_send_and_sync() {
     assert_send_sync::<LoopHandle>();
@@ -566,4 +583,73 @@ fn join_blocking_a_panicking_task_gives_the_panic() {
     });
     lp.run_forever().unwrap();
     assert_eq!(remote.join().unwrap().as_deref(), Some("joined boom 5"));
+}
+
+#[test]
+fn stress_cancel_racing_wakes_from_another_thread() {
+    let _wd = Watchdog::new("stress_cancel_racing_wakes", Duration::from_secs(60));
+    const TASKS: usize = 200;
+    const STEPS: u64 = 50;
+    let lp = EventLoop::new().unwrap();
+    let drops = common::DropCounter::default();
+    let mailboxes: Vec<Arc<Mailbox>> = (0..TASKS).map(|_| Arc::default()).collect();
+    let (req_tx, req_rx) = mpsc::channel::<(usize, u64)>();
+    let tasks: Vec<Task<u64>> = (0..TASKS)
+        .map(|i| {
+            let (mb, tx, g) = (mailboxes[i].clone(), req_tx.clone(), drops.guard());
+            lp.create_task(async move {
+                let _g = g;
+                for j in 1..=STEPS {
+                    tx.send((i, j)).unwrap();
+                    mb.wait_for(j).await;
+                    // At most one step per poll, so a cancel that lands during a poll is
+                    // always followed by a scheduling point (see
+                    // tasks::a_task_cancelled_during_its_last_poll_ends_cancelled).
+                    evloop_core::yield_now().await;
+                }
+                STEPS
+            })
+        })
+        .collect();
+    drop(req_tx);
+    let refs: Vec<TaskRef> = tasks.iter().map(Task::as_ref).collect();
+    let mbs = mailboxes.clone();
+    // Answers each request; for odd tasks, at step i % 20 + 1, it also cancels the task right
+    // after (or before) waking it, racing the loop thread that runs it.
+    let remote = thread::spawn(move || {
+        for (i, j) in req_rx {
+            let cancel_now = i % 2 == 1 && j == (i as u64 % 20) + 1;
+            if cancel_now && i % 4 == 1 {
+                assert!(refs[i].cancel());
+            }
+            mbs[i].post(j);
+            if cancel_now && i % 4 == 3 {
+                refs[i].cancel();
+            }
+        }
+    });
+    let outs = lp
+        .run_until_complete(async move {
+            let mut outs = Vec::new();
+            for t in tasks {
+                outs.push(t.await);
+            }
+            outs
+        })
+        .unwrap();
+    for (i, out) in outs.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(*out.as_ref().unwrap(), STEPS, "task {i}");
+        } else {
+            assert!(
+                matches!(out, Err(JoinError::Cancelled)),
+                "task {i}: {out:?}"
+            );
+        }
+    }
+    assert_eq!(drops.get(), TASKS);
+    assert!(lp.all_tasks().is_empty());
+    drop(outs);
+    lp.close().unwrap();
+    remote.join().unwrap();
 }

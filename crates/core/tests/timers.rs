@@ -215,3 +215,51 @@ fn the_loop_sleeps_until_the_next_timer() {
     assert!(start.elapsed() >= Duration::from_millis(12));
     assert_eq!(*order.borrow(), [4, 8]);
 }
+
+#[test]
+fn a_huge_delay_does_not_panic() {
+    // A "never" timer is a plausible input (tokio's sleep(Duration::MAX) works); misuse is
+    // never a panic in this API.
+    let lp = EventLoop::new().unwrap();
+    let h = lp.call_later(Duration::MAX, || {});
+    assert!(!h.cancelled());
+    assert!(h.when() > lp.time() + Duration::from_secs(365 * 24 * 3600));
+    assert_eq!(lp.pending_timers(), 1);
+    run_one(&lp);
+    h.cancel();
+    assert_eq!(lp.pending_timers(), 0);
+}
+
+#[test]
+fn sleep_with_a_huge_duration_does_not_panic() {
+    let lp = EventLoop::new().unwrap();
+    let lp2 = lp.clone();
+    let sleeper = lp.create_task(async move {
+        evloop_core::sleep(&lp2, Duration::MAX).await;
+    });
+    run_one(&lp);
+    assert!(!sleeper.is_done());
+    assert!(sleeper.cancel());
+    let out = lp.run_until_complete(sleeper).unwrap();
+    assert!(out.unwrap_err().is_cancelled());
+}
+
+#[test]
+fn the_loop_parks_on_a_very_far_timer_and_is_still_woken() {
+    let _wd = Watchdog::new(
+        "the_loop_parks_on_a_very_far_timer",
+        Duration::from_secs(20),
+    );
+    let lp = EventLoop::new().unwrap();
+    // Far beyond what an epoll millisecond timeout can hold.
+    lp.call_later(Duration::from_secs(100 * 365 * 24 * 3600), || {});
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    lp.call_soon(move || tx.send(()).unwrap());
+    let h = lp.handle();
+    let remote = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        h.stop();
+    });
+    lp.run_forever().unwrap();
+    remote.join().unwrap();
+}

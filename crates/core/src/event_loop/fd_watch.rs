@@ -89,11 +89,15 @@ impl EventLoop {
         if self.is_closed() {
             return Err(Error::Closed);
         }
+        if fd < 0 {
+            return Err(Error::Io(std::io::Error::from_raw_os_error(9))); // EBADF
+        }
         let (generation, old) = {
             let mut guard = self.inner.fds.borrow_mut();
             let fds = &mut *guard;
             if !fds.map.contains_key(&fd) {
-                // SAFETY: the fd is only borrowed for the duration of the registration call,
+                // SAFETY: `fd` is not negative (checked above), so it is a valid `BorrowedFd`
+                // value; it is only borrowed for the duration of the registration call,
                 // which duplicates it (the reactor watches and later closes its own copy); the
                 // caller keeps `fd` open during the call (asyncio's add_reader contract).
                 let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };

@@ -181,7 +181,7 @@ impl EventLoop {
 
     /// Runs `f` once `delay` has passed (a zero delay: on the next iteration).
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimerHandle {
-        self.call_at(self.time() + delay, f)
+        self.call_at(crate::sleep::deadline_after(delay), f)
     }
 
     /// Runs `f` once the loop's clock reaches `when`. Timers fire in deadline order, ties in

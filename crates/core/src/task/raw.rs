@@ -147,6 +147,15 @@ where
         match polled {
             Ok(Poll::Ready(out)) => {
                 drop_stage(stage);
+                if header.state() & CANCEL_REQUESTED != 0 {
+                    // Cancelled during its last poll: like asyncio, the task ends cancelled.
+                    *stage = Stage::Finished(Ok(out));
+                    drop_stage(stage);
+                    *stage = Stage::Finished(Err(JoinError::Cancelled));
+                    // SAFETY: we own the runnable's reference.
+                    unsafe { Self::complete(ptr, CANCELLED) };
+                    return true;
+                }
                 *stage = Stage::Finished(Ok(out));
                 // SAFETY: we own the runnable's reference.
                 unsafe { Self::complete(ptr, 0) };
