@@ -30,8 +30,8 @@ pub(crate) enum Work {
     Fd(RawFd, Direction, u64),
     /// The future of `run_until_complete` was woken (its generation).
     Main(u64),
-    /// An exception to hand to the exception handler.
-    Report(ExceptionContext),
+    /// An exception to hand to the exception handler (boxed: keeps `Work` small).
+    Report(Box<ExceptionContext>),
 }
 
 /// Work that crosses threads: what the injection queue carries.
@@ -41,7 +41,7 @@ pub(crate) enum Injected {
     Remote(Box<dyn FnOnce() + Send>),
     Fd(RawFd, Direction, u64),
     Main(u64),
-    Report(ExceptionContext),
+    Report(Box<ExceptionContext>),
 }
 
 impl From<Injected> for Work {
@@ -141,7 +141,7 @@ impl Schedule for LoopScheduler {
         if self.shared.closed.load(Ordering::Acquire) {
             crate::exception::log_exception(&ctx);
         } else {
-            self.shared.send(Injected::Report(ctx));
+            self.shared.send(Injected::Report(Box::new(ctx)));
         }
     }
 }

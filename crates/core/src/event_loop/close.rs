@@ -50,7 +50,7 @@ impl EventLoop {
             for item in queue {
                 match item {
                     // A panic report that was on its way still reaches the handler.
-                    Work::Report(ctx) => self.call_exception_handler(ctx),
+                    Work::Report(ctx) => self.call_exception_handler(*ctx),
                     // A held `Handle` keeps its cell alive: drop the callback itself.
                     Work::Callback(cell) => Handle { cell }.cancel(),
                     Work::Timer(cell) => cell.cancel(),

@@ -57,6 +57,8 @@ pub(crate) struct LoopInner {
     running: Cell<bool>,
     closed: Cell<bool>,
     main_generation: Cell<u64>,
+    /// Iterations that found work ready (see `run::EVENT_INTERVAL`).
+    busy_passes: Cell<u32>,
     exception_handler: RefCell<Option<ExceptionHandler>>,
     debug: Cell<bool>,
     slow_callback_duration: Cell<Duration>,
@@ -116,6 +118,7 @@ impl EventLoop {
                 running: Cell::new(false),
                 closed: Cell::new(false),
                 main_generation: Cell::new(0),
+                busy_passes: Cell::new(0),
                 exception_handler: RefCell::new(None),
                 debug: Cell::new(debug_from_env()),
                 slow_callback_duration: Cell::new(Duration::from_millis(100)),

@@ -12,6 +12,7 @@ use super::EventLoop;
 use crate::error::Error;
 use crate::exception::ExceptionContext;
 use crate::running::RunningGuard;
+use crate::task::{Runnable, Step};
 use crate::timer_heap::TimerAction;
 use crate::work::{Injected, Shared, Work};
 
@@ -33,6 +34,10 @@ impl Wake for MainWaker {
         }
     }
 }
+
+/// While work is ready, the reactor is polled (without blocking) once every this many
+/// iterations (as tokio's `event_interval`); an idle loop blocks in it every iteration.
+pub(crate) const EVENT_INTERVAL: u32 = 61;
 
 impl EventLoop {
     /// Runs until [`stop`](EventLoop::stop) is called.
@@ -128,25 +133,41 @@ impl EventLoop {
         let shared = &*inner.shared;
         shared.drain_injected(&mut inner.ready.borrow_mut());
 
-        let mut timeout =
-            if !inner.ready.borrow().is_empty() || shared.stopping.load(Ordering::Acquire) {
-                Some(Duration::ZERO)
+        let stopping = shared.stopping.load(Ordering::Acquire);
+        let timeout = if !inner.ready.borrow().is_empty() || stopping {
+            Some(Duration::ZERO)
+        } else {
+            inner
+                .timers
+                .borrow_mut()
+                .next_deadline()
+                .map(|t| t.saturating_duration_since(Instant::now()))
+        };
+        let waited = if timeout == Some(Duration::ZERO) {
+            // Work is ready: look at I/O without blocking, but not on every pass — a reactor
+            // wait costs several syscalls — only every EVENT_INTERVAL busy passes, and on the
+            // last iteration before a stop.
+            let passes = inner.busy_passes.get().wrapping_add(1);
+            inner.busy_passes.set(passes);
+            if stopping || passes % EVENT_INTERVAL == 0 {
+                shared.reactor.wait(timeout)
             } else {
-                inner
-                    .timers
-                    .borrow_mut()
-                    .next_deadline()
-                    .map(|t| t.saturating_duration_since(Instant::now()))
-            };
-        if timeout != Some(Duration::ZERO) {
+                Ok(0)
+            }
+        } else {
+            // Going to block: publish `parked`, then look at the injector once more (pairs with
+            // the fence in `Shared::wake_if_parked`), so that no remote wake is missed.
             shared.parked.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            if !shared.injector.is_empty() || shared.stopping.load(Ordering::SeqCst) {
-                timeout = Some(Duration::ZERO);
-            }
-        }
-        let waited = shared.reactor.wait(timeout);
-        shared.parked.store(false, Ordering::Relaxed);
+            let late_work = !shared.injector.is_empty() || shared.stopping.load(Ordering::SeqCst);
+            let waited = shared.reactor.wait(if late_work {
+                Some(Duration::ZERO)
+            } else {
+                timeout
+            });
+            shared.parked.store(false, Ordering::Relaxed);
+            waited
+        };
         if let Err(e) = waited {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(Error::Io(e));
@@ -180,22 +201,10 @@ impl EventLoop {
     fn run_item(&self, item: Work, main: &mut dyn FnMut(&EventLoop)) {
         let started = self.get_debug().then(Instant::now);
         let name: std::borrow::Cow<'static, str> = match item {
-            Work::Task(r) => {
-                let id = r.id();
-                let name = started.map(|_| r.task_ref().name());
-                if r.run() {
-                    self.forget_task(id);
-                }
-                name.map_or("".into(), Into::into)
-            }
+            Work::Task(r) => self.step_task(r, started.is_some()),
             Work::Spawned(r) => {
-                let id = r.id();
                 self.register_task(r.task_ref());
-                let name = started.map(|_| r.task_ref().name());
-                if r.run() {
-                    self.forget_task(id);
-                }
-                name.map_or("".into(), Into::into)
+                self.step_task(r, started.is_some())
             }
             Work::Callback(cell) => {
                 if let Some(f) = cell.callback.take() {
@@ -224,7 +233,7 @@ impl EventLoop {
                 "run_until_complete future".into()
             }
             Work::Report(ctx) => {
-                self.call_exception_handler(ctx);
+                self.call_exception_handler(*ctx);
                 "exception handler".into()
             }
         };
@@ -234,6 +243,23 @@ impl EventLoop {
                 tracing::warn!("Executing {} took {:.3} seconds", name, took.as_secs_f64());
             }
         }
+    }
+
+    /// Polls a task once; returns its name when `named` (debug mode).
+    fn step_task(&self, r: Runnable, named: bool) -> std::borrow::Cow<'static, str> {
+        let id = r.id();
+        let name = if named {
+            r.task_ref().name().into()
+        } else {
+            "".into()
+        };
+        match r.step() {
+            Step::Finished => self.forget_task(id),
+            Step::Pending => {}
+            // Woken during its own poll (e.g. `yield_now`): straight back onto the local queue.
+            Step::Woken(r) => self.push_ready(Work::Task(r)),
+        }
+        name
     }
 
     /// Runs a callback; a panic goes to the exception handler and the loop goes on.

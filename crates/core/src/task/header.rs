@@ -18,8 +18,9 @@ use super::state::*;
 pub(crate) struct TaskVTable {
     /// Hands a `Runnable` owning one reference to the scheduler.
     pub(crate) schedule: unsafe fn(NonNull<Header>),
-    /// Polls the future once (the caller owns the runnable's reference). True if the task ended.
-    pub(crate) run: unsafe fn(NonNull<Header>) -> bool,
+    /// Polls the future once (the caller owns the runnable's reference); with `true`, a task
+    /// woken while it ran is handed back instead of scheduled.
+    pub(crate) run: unsafe fn(NonNull<Header>, bool) -> super::runnable::Step,
     /// A runnable was dropped without running: cancel the task (the caller owns that reference).
     pub(crate) drop_runnable: unsafe fn(NonNull<Header>),
     /// Moves the stored outcome into `*mut Option<Result<T, JoinError>>`.
@@ -30,13 +31,20 @@ pub(crate) struct TaskVTable {
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
 }
 
-/// Who waits for the task to end.
+/// The mutable, rarely touched parts of a task, behind one small mutex.
 #[derive(Default)]
-pub(crate) struct Awaiters {
+pub(crate) struct Aux {
     /// The typed `Task<T>` handle's waker.
-    pub(crate) handle: Option<Waker>,
+    handle: Option<Waker>,
+    /// Allocated only when a task is named or awaited through a `TaskRef`.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Default)]
+struct Rare {
+    name: Option<Box<str>>,
     /// Wakers of `TaskRef` futures.
-    pub(crate) others: Vec<Waker>,
+    others: Vec<Waker>,
 }
 
 /// The first field of every task allocation.
@@ -46,8 +54,7 @@ pub(crate) struct Header {
     pub(crate) id: TaskId,
     /// Identity of the thread a local task must run on; 0 for a `Send` task.
     pub(crate) owner: usize,
-    pub(crate) name: Mutex<Option<Box<str>>>,
-    pub(crate) awaiters: Mutex<Awaiters>,
+    pub(crate) aux: Mutex<Aux>,
 }
 
 /// A cheap identity for the current thread, never 0 and never reused by a later thread (a
@@ -95,21 +102,50 @@ impl Header {
 
     /// Wakes everyone waiting for the end of the task.
     pub(crate) fn wake_awaiters(&self) {
-        let taken = std::mem::take(&mut *lock(&self.awaiters));
-        if let Some(w) = taken.handle {
+        let (handle, others) = {
+            let mut aux = lock(&self.aux);
+            let others = aux.rare.as_mut().map(|r| std::mem::take(&mut r.others));
+            (aux.handle.take(), others)
+        };
+        if let Some(w) = handle {
             w.wake();
         }
-        for w in taken.others {
+        for w in others.into_iter().flatten() {
             w.wake();
+        }
+    }
+
+    /// Stores the `Task` handle's waker (keeping an equivalent one).
+    pub(crate) fn set_handle_waker(&self, waker: &Waker) {
+        let mut aux = lock(&self.aux);
+        match &aux.handle {
+            Some(w) if w.will_wake(waker) => {}
+            _ => aux.handle = Some(waker.clone()),
+        }
+    }
+
+    /// Adds a `TaskRef` future's waker (unless an equivalent one is there).
+    pub(crate) fn add_other_waker(&self, waker: &Waker) {
+        let mut aux = lock(&self.aux);
+        let others = &mut aux.rare.get_or_insert_with(Box::default).others;
+        if !others.iter().any(|w| w.will_wake(waker)) {
+            others.push(waker.clone());
         }
     }
 
     /// The name: the one set, else `Task-N`.
     pub(crate) fn name(&self) -> String {
-        match &*lock(&self.name) {
+        let aux = lock(&self.aux);
+        match aux.rare.as_ref().and_then(|r| r.name.as_ref()) {
             Some(n) => n.to_string(),
             None => format!("Task-{}", self.id),
         }
+    }
+
+    /// Renames the task.
+    pub(crate) fn set_name(&self, name: String) {
+        let mut aux = lock(&self.aux);
+        aux.rare.get_or_insert_with(Box::default).name = Some(name.into_boxed_str());
     }
 }
 

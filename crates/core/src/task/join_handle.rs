@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
-use super::header::{self, Header, lock};
+use super::header::{self, Header};
 use super::id::TaskId;
 use super::join_error::JoinError;
 use super::state::*;
@@ -91,7 +91,7 @@ impl<T> Task<T> {
 
     /// Renames the task.
     pub fn set_name(&self, name: impl Into<String>) {
-        *lock(&self.header().name) = Some(name.into().into_boxed_str());
+        self.header().set_name(name.into());
     }
 
     /// A type-erased view of the task.
@@ -158,13 +158,7 @@ impl<T> Future for Task<T> {
             if registered {
                 return Poll::Pending;
             }
-            {
-                let mut awaiters = lock(&header.awaiters);
-                match &awaiters.handle {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => awaiters.handle = Some(cx.waker().clone()),
-                }
-            }
+            header.set_handle_waker(cx.waker());
             // Look again: the task may have completed before we registered.
             registered = true;
         }

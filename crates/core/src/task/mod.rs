@@ -44,7 +44,7 @@ pub use id::TaskId;
 pub use join_error::JoinError;
 pub(crate) use join_error::panic_message;
 pub use join_handle::Task;
-pub use runnable::{Runnable, Schedule};
+pub use runnable::{Runnable, Schedule, Step};
 pub use task_ref::TaskRef;
 
 use raw::TaskCell;

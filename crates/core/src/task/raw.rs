@@ -14,10 +14,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use super::header::{self, Awaiters, Header, TaskVTable, drop_ref};
+use super::header::{self, Aux, Header, TaskVTable, drop_ref};
 use super::id::TaskId;
 use super::join_error::JoinError;
-use super::runnable::{Runnable, Schedule};
+use super::runnable::{Runnable, Schedule, Step};
 use super::state::*;
 use super::task_ref::TaskRef;
 
@@ -59,8 +59,7 @@ where
                 vtable: &Self::VTABLE,
                 id: TaskId::next(),
                 owner,
-                name: Mutex::new(None),
-                awaiters: Mutex::new(Awaiters::default()),
+                aux: Mutex::new(Aux::default()),
             },
             schedule,
             stage: std::cell::UnsafeCell::new(Stage::Running(future)),
@@ -100,7 +99,7 @@ where
 
     /// # Safety
     /// The caller owns the runnable (and its reference), so it owns the future.
-    unsafe fn run(ptr: NonNull<Header>) -> bool {
+    unsafe fn run(ptr: NonNull<Header>, hand_back: bool) -> Step {
         // SAFETY: the runnable's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
         let header = &cell.header;
@@ -120,7 +119,7 @@ where
             if state & CANCEL_REQUESTED != 0 {
                 // SAFETY: we own the future through the runnable.
                 unsafe { Self::finish_cancelled(ptr) };
-                return true;
+                return Step::Finished;
             }
             match header.state.compare_exchange_weak(
                 state,
@@ -154,19 +153,19 @@ where
                     *stage = Stage::Finished(Err(JoinError::Cancelled));
                     // SAFETY: we own the runnable's reference.
                     unsafe { Self::complete(ptr, CANCELLED) };
-                    return true;
+                    return Step::Finished;
                 }
                 *stage = Stage::Finished(Ok(out));
                 // SAFETY: we own the runnable's reference.
                 unsafe { Self::complete(ptr, 0) };
-                true
+                Step::Finished
             }
             Err(payload) => {
                 drop_stage(stage);
                 *stage = Stage::Finished(Err(JoinError::Panicked(payload)));
                 // SAFETY: we own the runnable's reference.
                 unsafe { Self::complete(ptr, PANICKED) };
-                true
+                Step::Finished
             }
             Ok(Poll::Pending) => {
                 let mut state = header.state();
@@ -175,7 +174,7 @@ where
                         // Cancelled while it ran: drop the future now that the poll is over.
                         // SAFETY: RUNNING still gives us the future.
                         unsafe { Self::finish_cancelled(ptr) };
-                        return true;
+                        return Step::Finished;
                     }
                     match header.state.compare_exchange_weak(
                         state,
@@ -186,14 +185,18 @@ where
                         Ok(_) if state & SCHEDULED != 0 => {
                             // Woken while it ran: the wake left the scheduling to us, and our
                             // reference goes with the new runnable.
+                            if hand_back {
+                                // SAFETY: SCHEDULED is set and our reference goes with it.
+                                return Step::Woken(unsafe { Runnable::from_raw(ptr) });
+                            }
                             // SAFETY: SCHEDULED is set and we hand over our reference.
                             unsafe { Self::schedule(ptr) };
-                            return false;
+                            return Step::Pending;
                         }
                         Ok(_) => {
                             // SAFETY: we own the runnable's reference.
                             unsafe { drop_ref(ptr) };
-                            return false;
+                            return Step::Pending;
                         }
                         Err(s) => state = s,
                     }

@@ -37,6 +37,17 @@ where
     }
 }
 
+/// What [`Runnable::step`] left behind.
+#[derive(Debug)]
+pub enum Step {
+    /// The task ended (completed, panicked or cancelled).
+    Finished,
+    /// The task is waiting for a wake.
+    Pending,
+    /// The task was woken while it ran: here is its runnable, to queue again.
+    Woken(Runnable),
+}
+
 /// The right to poll a task's future once.
 ///
 /// There is at most one `Runnable` per task at any time, so a task is never queued twice.
@@ -71,11 +82,26 @@ impl Runnable {
     /// If the task was woken while it ran, it is scheduled again before this returns.
     ///
     /// # Panics
-    /// If the task was spawned with [`spawn_local`](super::spawn_local) on another thread.
+    /// If the task was spawned with [`spawn_local`](super::spawn_local) on another thread
+    /// (the task then ends cancelled; its future is leaked, not dropped).
     pub fn run(self) -> bool {
         let this = ManuallyDrop::new(self);
         // SAFETY: the runnable's reference and SCHEDULED right pass to `run`.
-        unsafe { (this.header().vtable.run)(this.ptr) }
+        let step = unsafe { (this.header().vtable.run)(this.ptr, false) };
+        matches!(step, Step::Finished)
+    }
+
+    /// Like [`run`](Runnable::run), but a task woken while it ran is handed back to the
+    /// caller ([`Step::Woken`]) instead of going through the scheduler: a runtime that runs
+    /// tasks on its own thread pushes it straight onto its queue (this is what the event loop
+    /// does for `yield_now`-style self-wakes).
+    ///
+    /// # Panics
+    /// As [`run`](Runnable::run).
+    pub fn step(self) -> Step {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: the runnable's reference and SCHEDULED right pass to `run`.
+        unsafe { (this.header().vtable.run)(this.ptr, true) }
     }
 
     /// Hands the runnable to the task's scheduler again (as a wake would).

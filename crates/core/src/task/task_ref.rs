@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-use super::header::{self, Header, lock};
+use super::header::{self, Header};
 use super::id::TaskId;
 use super::join_error::JoinError;
 use super::state::*;
@@ -65,7 +65,7 @@ impl TaskRef {
 
     /// Renames the task.
     pub fn set_name(&self, name: impl Into<String>) {
-        *lock(&self.header().name) = Some(name.into().into_boxed_str());
+        self.header().set_name(name.into());
     }
 
     fn outcome(state: usize) -> Result<(), JoinError> {
@@ -88,12 +88,7 @@ impl Future for TaskRef {
         if state & COMPLETED != 0 {
             return Poll::Ready(Self::outcome(state));
         }
-        {
-            let mut awaiters = lock(&header.awaiters);
-            if !awaiters.others.iter().any(|w| w.will_wake(cx.waker())) {
-                awaiters.others.push(cx.waker().clone());
-            }
-        }
+        header.add_other_waker(cx.waker());
         let state = header.state();
         if state & COMPLETED != 0 {
             return Poll::Ready(Self::outcome(state));
