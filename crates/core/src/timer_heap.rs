@@ -188,6 +188,11 @@ impl TimerHeap {
         Some((entry.cell, action))
     }
 
+    /// No entries at all (not even cancelled ones).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
     /// Pending (not cancelled) timers.
     pub(crate) fn len(&self) -> usize {
         self.heap.len() - self.cancelled.get().min(self.heap.len())

@@ -175,8 +175,12 @@ impl EventLoop {
         }
         shared.drain_injected(&mut inner.ready.borrow_mut());
 
-        let now = Instant::now();
-        loop {
+        let now = if inner.timers.borrow().is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+        while let Some(now) = now {
             let due = inner.timers.borrow_mut().pop_due(now);
             let Some((cell, action)) = due else { break };
             match action {

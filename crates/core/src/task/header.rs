@@ -16,7 +16,9 @@ use super::state::*;
 
 /// The operations that depend on the future's and scheduler's types.
 pub(crate) struct TaskVTable {
-    /// Hands a `Runnable` owning one reference to the scheduler.
+    /// Hands a `Runnable` to the scheduler. The caller has set `SCHEDULED` and owns two
+    /// references: one passes to the runnable, the other keeps the task alive during the
+    /// scheduler call and is released when it returns.
     pub(crate) schedule: unsafe fn(NonNull<Header>),
     /// Polls the future once (the caller owns the runnable's reference); with `true`, a task
     /// woken while it ran is handed back instead of scheduled.
@@ -200,12 +202,17 @@ pub(crate) unsafe fn wake_by_val(ptr: NonNull<Header>) {
                 }
             }
         }
-        match header.state.compare_exchange_weak(
-            state,
-            state | SCHEDULED,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
+        // Not running: besides ours (which goes to the runnable), take the reference that
+        // keeps the task alive while the scheduler runs — in the same atomic operation.
+        let new = if state & RUNNING != 0 {
+            state | SCHEDULED
+        } else {
+            (state | SCHEDULED) + REFERENCE
+        };
+        match header
+            .state
+            .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) if state & RUNNING != 0 => {
                 // The runner sees SCHEDULED when its poll returns and reschedules with its own
                 // reference.
@@ -214,7 +221,8 @@ pub(crate) unsafe fn wake_by_val(ptr: NonNull<Header>) {
                 return;
             }
             Ok(_) => {
-                // SAFETY: we set SCHEDULED, so we may create the one runnable; it takes our reference.
+                // SAFETY: we set SCHEDULED, so we may create the one runnable; it takes our
+                // reference, and `schedule` releases the extra one we just took.
                 unsafe { (header.vtable.schedule)(ptr) };
                 return;
             }
@@ -254,7 +262,8 @@ pub(crate) unsafe fn wake_by_ref(ptr: NonNull<Header>) {
         let new = if state & RUNNING != 0 {
             state | SCHEDULED
         } else {
-            (state | SCHEDULED) + REFERENCE
+            // One reference for the runnable, one held across the scheduler call.
+            (state | SCHEDULED) + 2 * REFERENCE
         };
         match header
             .state
@@ -262,7 +271,7 @@ pub(crate) unsafe fn wake_by_ref(ptr: NonNull<Header>) {
         {
             Ok(_) if state & RUNNING != 0 => return,
             Ok(_) => {
-                // SAFETY: we set SCHEDULED and took a fresh reference for the runnable.
+                // SAFETY: we set SCHEDULED and took the two references `schedule` expects.
                 unsafe { (header.vtable.schedule)(ptr) };
                 return;
             }
@@ -289,7 +298,7 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
         }
         let idle = state & (SCHEDULED | RUNNING) == 0;
         let new = if idle {
-            (state | CANCEL_REQUESTED | SCHEDULED) + REFERENCE
+            (state | CANCEL_REQUESTED | SCHEDULED) + 2 * REFERENCE
         } else {
             state | CANCEL_REQUESTED
         };
@@ -299,8 +308,8 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
         {
             Ok(_) => {
                 if idle {
-                    // SAFETY: we set SCHEDULED and took a reference for the runnable, which
-                    // drops the future when it runs (or is dropped).
+                    // SAFETY: we set SCHEDULED and took the two references `schedule` expects;
+                    // the runnable drops the future when it runs (or is dropped).
                     unsafe { (header.vtable.schedule)(ptr) };
                 }
                 return true;

@@ -76,13 +76,15 @@ where
     }
 
     /// # Safety
-    /// The caller owns a reference and has set `SCHEDULED` for the runnable it hands over.
+    /// The caller has set `SCHEDULED` and owns two references: one for the runnable it hands
+    /// over, one that this function releases after the scheduler call.
     unsafe fn schedule(ptr: NonNull<Header>) {
         // SAFETY: the caller's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
         // The runnable may be run to completion (inline, or on another thread) and every other
-        // reference dropped before `schedule` returns; this reference keeps the cell, and so
-        // the `&S` the call borrows, alive until then (and is released even if it panics).
+        // reference dropped before `schedule` returns; the caller's second reference keeps the
+        // cell, and so the `&S` the call borrows, alive until then (and is released even if it
+        // panics).
         struct KeepAlive(NonNull<Header>);
         impl Drop for KeepAlive {
             fn drop(&mut self) {
@@ -90,7 +92,6 @@ where
                 unsafe { drop_ref(self.0) }
             }
         }
-        cell.header.ref_inc();
         let _keep_alive = KeepAlive(ptr);
         // SAFETY: the caller transfers its reference to the runnable.
         let runnable = unsafe { Runnable::from_raw(ptr) };
@@ -176,9 +177,16 @@ where
                         unsafe { Self::finish_cancelled(ptr) };
                         return Step::Finished;
                     }
+                    // If woken while it ran and we are to schedule it ourselves, take the
+                    // reference `schedule` holds across the call in the same operation.
+                    let new = if state & SCHEDULED != 0 && !hand_back {
+                        (state & !RUNNING) + REFERENCE
+                    } else {
+                        state & !RUNNING
+                    };
                     match header.state.compare_exchange_weak(
                         state,
-                        state & !RUNNING,
+                        new,
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
@@ -189,7 +197,8 @@ where
                                 // SAFETY: SCHEDULED is set and our reference goes with it.
                                 return Step::Woken(unsafe { Runnable::from_raw(ptr) });
                             }
-                            // SAFETY: SCHEDULED is set and we hand over our reference.
+                            // SAFETY: SCHEDULED is set; our reference goes to the runnable and
+                            // the one taken above is released by `schedule`.
                             unsafe { Self::schedule(ptr) };
                             return Step::Pending;
                         }

@@ -107,7 +107,9 @@ impl Runnable {
     /// Hands the runnable to the task's scheduler again (as a wake would).
     pub fn schedule(self) {
         let this = ManuallyDrop::new(self);
-        // SAFETY: the reference and SCHEDULED right pass to the scheduler.
+        this.header().ref_inc();
+        // SAFETY: the reference and SCHEDULED right pass to the scheduler, with the extra
+        // reference just taken that it releases after the call.
         unsafe { (this.header().vtable.schedule)(this.ptr) }
     }
 
