@@ -71,3 +71,16 @@ impl From<io::Error> for Error {
         Error::Io(e)
     }
 }
+
+/// So that `?` works in functions returning `io::Result` (e.g. `#[evloop::main] async fn
+/// main() -> std::io::Result<()>`): an `Io` error is unwrapped, the others become
+/// `ErrorKind::Other` carrying the `Error`.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        match e {
+            Error::Io(e) => e,
+            Error::Interrupted => io::Error::new(io::ErrorKind::Interrupted, e),
+            other => io::Error::other(other),
+        }
+    }
+}
