@@ -1,2 +1,147 @@
-//! placeholder
+//! # evloop: Python asyncio's event-loop model as a Rust runtime
+//!
+//! evloop is asyncio, done in Rust: explicit [`EventLoop`] objects you create, run and close;
+//! one *current* loop per OS thread and at most one *running* loop per thread; tasks
+//! ([`spawn`], [`EventLoop::create_task`]), callbacks ([`EventLoop::call_soon`],
+//! [`call_later`](EventLoop::call_later), [`call_at`](EventLoop::call_at)), timers, I/O
+//! readiness, and a [`run`] that does what `asyncio.run()` does. Futures need not be `Send`:
+//! a loop and everything on it live on one thread (an `EventLoop` is `!Send`, which is how Rust
+//! enforces asyncio's "not thread-safe" rule); other threads reach a loop through its
+//! [`LoopHandle`].
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! fn main() -> Result<(), evloop::Error> {
+//!     let greeting = evloop::run(async {
+//!         let name = evloop::spawn(async { "world" });
+//!         evloop::sleep(Duration::from_millis(10)).await;
+//!         format!("Hello, {}!", name.await.unwrap())
+//!     })?;
+//!     assert_eq!(greeting, "Hello, world!");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## The layers
+//!
+//! This crate composes the lower ones and re-exports what users need at its root:
+//!
+//! - [`reactor`] (`evloop-reactor`): I/O readiness, [`reactor::Async`].
+//! - `evloop-core`: the loop engine and tasks — [`EventLoop`], [`Task`], [`TaskRef`],
+//!   [`JoinError`], [`TaskId`], [`Handle`], [`TimerHandle`], [`LoopHandle`],
+//!   [`ExceptionContext`], [`Error`]; the raw task machinery for custom runtimes is
+//!   [`raw_task`].
+//! - `evloop-policy`: thread binding — [`get_event_loop`], [`set_event_loop`],
+//!   [`new_event_loop`], [`get_running_loop`], [`EventLoopPolicy`] and friends.
+//! - This crate: [`run`] and [`Runner`] (asyncio.run / asyncio.Runner), [`spawn`]
+//!   (asyncio.create_task); time ([`sleep`], [`timeout`], [`interval`]); task utilities
+//!   ([`gather`], [`wait`], [`TaskGroup`], [`to_thread`]); [`net`], [`protocol`], [`process`]
+//!   and [`signal`].
+//!
+//! ## Current loop and running loop
+//!
+//! The *running* loop is the one running on this thread right now ([`get_running_loop`],
+//! `Err` outside a loop). The *current* loop is the one *set* for this thread
+//! ([`set_event_loop`]); [`get_event_loop`] returns the running loop if there is one, else
+//! the current loop, creating it on the main thread on first use:
+//!
+//! ```
+//! // In `main` (on the main thread): the same loop every time.
+//! let lp = evloop::get_event_loop()?;
+//! assert!(evloop::get_event_loop()? == lp);
+//!
+//! // Another thread has no loop until it sets one.
+//! std::thread::Builder::new().name("worker".into()).spawn(|| {
+//!     let err = evloop::get_event_loop().unwrap_err();
+//!     assert_eq!(err.to_string(), "There is no current event loop in thread 'worker'.");
+//!     evloop::set_event_loop(Some(&evloop::new_event_loop().unwrap()));
+//!     assert!(evloop::get_event_loop().is_ok());
+//! })?.join().unwrap();
+//!
+//! // Inside a coroutine, get_event_loop() is the running loop, whatever the current one is.
+//! let other = evloop::new_event_loop()?;
+//! let seen = other.run_until_complete(async { evloop::get_event_loop().unwrap() })?;
+//! assert!(seen == other && seen != lp);
+//!
+//! // And one thread never runs two loops at once.
+//! let err = lp.run_until_complete(async { evloop::new_event_loop()?.run_forever() })?;
+//! assert_eq!(err.unwrap_err().to_string(), "Cannot run the event loop while another loop is running");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! More in the [`evloop_policy`] docs.
 #![forbid(unsafe_code)]
+
+pub use evloop_core::task as raw_task;
+pub use evloop_core::{
+    Error, EventLoop, ExceptionContext, Handle, JoinError, LoopHandle, Task, TaskId, TaskRef,
+    TimerHandle,
+};
+pub use evloop_policy::{
+    DefaultEventLoopPolicy, EventLoopPolicy, StrictEventLoopPolicy, get_event_loop,
+    get_event_loop_policy, get_running_loop, new_event_loop, set_event_loop, set_event_loop_policy,
+};
+pub use evloop_reactor as reactor;
+
+// -- run(), Runner, spawn, Ctrl-C --
+mod runner;
+pub mod signal;
+
+pub use runner::{Runner, RunnerBuilder, run};
+
+/// Spawns `fut` as a task on the running loop (`asyncio.create_task`) and returns its handle.
+///
+/// The task starts on the loop's next iteration; its future need not be `Send`. Dropping the
+/// returned [`Task`] does not cancel it.
+///
+/// # Panics
+///
+/// With the message "no running event loop" when no loop is running on this thread. Use
+/// [`get_running_loop`] and [`EventLoop::create_task`] to handle that case as an error.
+///
+/// ```
+/// let total = evloop::run(async {
+///     let tasks: Vec<_> = (1..=3).map(|i| evloop::spawn(async move { i * 10 })).collect();
+///     let mut total = 0;
+///     for t in tasks {
+///         total += t.await.unwrap();
+///     }
+///     total
+/// })?;
+/// assert_eq!(total, 60);
+/// # Ok::<(), evloop::Error>(())
+/// ```
+#[track_caller]
+pub fn spawn<F>(fut: F) -> Task<F::Output>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    match evloop_core::running_loop() {
+        Some(lp) => lp.create_task(fut),
+        None => panic!("no running event loop"),
+    }
+}
+
+// -- utilities --
+pub mod executor;
+mod task_group;
+mod task_util;
+pub mod time;
+
+pub use evloop_macros::{main, test};
+pub use executor::{RunInExecutor, to_thread};
+pub use task_group::{TaskGroup, TaskGroupError};
+pub use task_util::{ReturnWhen, gather, wait, wait_timeout};
+pub use time::{
+    Elapsed, Interval, Sleep, interval, sleep, sleep_until, timeout, timeout_at, yield_now,
+};
+
+// -- I/O --
+pub mod net;
+pub mod protocol;
+
+// -- process & signals --
+pub mod process;
+pub use signal::SignalHandlers;

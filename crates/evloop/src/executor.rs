@@ -1,0 +1,740 @@
+//! The default executor: a per-loop pool of threads for blocking work (asyncio's
+//! `run_in_executor(None, ...)` and `to_thread`).
+//!
+//! Each loop gets its own [`ThreadPool`] the first time it is used. The pool is bounded (by
+//! default `min(32, available_parallelism + 4)` threads, as asyncio's), creates its threads on
+//! demand and retires a thread after it has been idle for a while (10 s by default). The
+//! result of a job comes back to the loop as a [`Task`]; a panic in the job comes back as
+//! `Err(JoinError::Panicked)`.
+//!
+//! `evloop::run` shuts the pool down when its main future is done (queued and running jobs
+//! finish, the threads are joined); closing a loop shuts its pool down without waiting.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{pending, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Poll, Waker};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use evloop_core::task::{Runnable, Schedule};
+use evloop_core::{EventLoop, ExceptionContext, LoopHandle, Task, TaskRef};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How long `shutdown_default_executor` waits for the pool's threads (asyncio's
+/// `THREAD_JOIN_TIMEOUT`).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The default idle time after which a pool thread exits.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// asyncio's default bound: `min(32, os.cpu_count() + 4)`.
+fn default_max_threads() -> usize {
+    let cpus = thread::available_parallelism().map_or(1, usize::from);
+    (cpus + 4).min(32)
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    /// Live worker threads.
+    threads: usize,
+    /// Workers waiting for a job.
+    idle: usize,
+    shutdown: bool,
+    handles: Vec<JoinHandle<()>>,
+    /// Woken when the last thread of a shut-down pool exits.
+    drained: Option<Waker>,
+    next_thread: usize,
+}
+
+struct PoolInner {
+    state: Mutex<PoolState>,
+    /// Signals workers: a job was queued, or the pool shuts down.
+    work: Condvar,
+    /// Signals `shutdown`: a worker exited.
+    exited: Condvar,
+    max_threads: usize,
+    idle_timeout: Duration,
+    thread_name: String,
+}
+
+/// A bounded pool of threads that runs blocking jobs for a loop: the default executor.
+///
+/// A cheap `Clone` handle. Get a loop's pool with [`RunInExecutor::default_executor`], or
+/// build one with [`ThreadPool::builder`] and install it with
+/// [`RunInExecutor::set_default_executor`].
+///
+/// ```
+/// use evloop::RunInExecutor;
+///
+/// let lp = evloop::EventLoop::new()?;
+/// let pool = evloop::executor::ThreadPool::builder().max_threads(2).build();
+/// lp.set_default_executor(pool.clone());
+/// let sum = lp.run_until_complete(lp.run_in_executor(|| (1..=10).sum::<u32>()))?;
+/// assert_eq!(sum.unwrap(), 55);
+/// assert!(pool.num_threads() <= 2);
+/// # Ok::<(), evloop::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ThreadPool {
+    inner: Arc<PoolInner>,
+}
+
+/// Configures a [`ThreadPool`].
+#[derive(Debug, Clone)]
+pub struct ThreadPoolBuilder {
+    max_threads: usize,
+    idle_timeout: Duration,
+    thread_name: String,
+}
+
+impl ThreadPoolBuilder {
+    /// The most threads the pool runs at once (at least 1). Default
+    /// `min(32, available_parallelism + 4)`.
+    pub fn max_threads(mut self, n: usize) -> ThreadPoolBuilder {
+        self.max_threads = n.max(1);
+        self
+    }
+
+    /// How long a thread waits for a job before it exits. Default 10 s.
+    pub fn idle_timeout(mut self, d: Duration) -> ThreadPoolBuilder {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// The threads' name prefix (`NAME-N`). Default `evloop-executor`.
+    pub fn thread_name(mut self, name: impl Into<String>) -> ThreadPoolBuilder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// The pool. It has no threads until it gets work.
+    pub fn build(self) -> ThreadPool {
+        ThreadPool {
+            inner: Arc::new(PoolInner {
+                state: Mutex::new(PoolState {
+                    queue: VecDeque::new(),
+                    threads: 0,
+                    idle: 0,
+                    shutdown: false,
+                    handles: Vec::new(),
+                    drained: None,
+                    next_thread: 0,
+                }),
+                work: Condvar::new(),
+                exited: Condvar::new(),
+                max_threads: self.max_threads,
+                idle_timeout: self.idle_timeout,
+                thread_name: self.thread_name,
+            }),
+        }
+    }
+}
+
+impl Default for ThreadPoolBuilder {
+    fn default() -> ThreadPoolBuilder {
+        ThreadPoolBuilder {
+            max_threads: default_max_threads(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            thread_name: "evloop-executor".to_string(),
+        }
+    }
+}
+
+impl ThreadPool {
+    /// A pool with the default settings.
+    pub fn new() -> ThreadPool {
+        ThreadPool::builder().build()
+    }
+
+    /// Configures a pool.
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
+    }
+
+    /// The bound on the number of threads.
+    pub fn max_threads(&self) -> usize {
+        self.inner.max_threads
+    }
+
+    /// How long an idle thread lives.
+    pub fn idle_timeout(&self) -> Duration {
+        self.inner.idle_timeout
+    }
+
+    /// The number of live threads right now.
+    pub fn num_threads(&self) -> usize {
+        lock(&self.inner.state).threads
+    }
+
+    /// The number of jobs waiting for a thread.
+    pub fn queued_jobs(&self) -> usize {
+        lock(&self.inner.state).queue.len()
+    }
+
+    /// True once the pool was shut down (it runs no new jobs).
+    pub fn is_shutdown(&self) -> bool {
+        lock(&self.inner.state).shutdown
+    }
+
+    /// Queues `job`; `Err(job)` if the pool is shut down.
+    fn submit(&self, job: Job) -> Result<(), Job> {
+        let mut state = lock(&self.inner.state);
+        if state.shutdown {
+            return Err(job);
+        }
+        state.queue.push_back(job);
+        let mut unrunnable = VecDeque::new();
+        if state.idle >= state.queue.len() {
+            // Enough idle threads for every queued job: wake one.
+            self.inner.work.notify_one();
+        } else if state.threads < self.inner.max_threads {
+            unrunnable = self.spawn_thread(&mut state);
+        }
+        // Else every thread is busy: the job waits for the first one to finish.
+        drop(state);
+        // Dropped outside the lock: dropping a job runs user destructors and wakes its task.
+        drop(unrunnable);
+        Ok(())
+    }
+
+    /// Starts a worker. If that fails and the pool has no thread at all, returns the queued
+    /// jobs, which nobody can run: dropping them resolves their tasks as cancelled.
+    fn spawn_thread(&self, state: &mut PoolState) -> VecDeque<Job> {
+        let n = state.next_thread;
+        state.next_thread += 1;
+        let inner = self.inner.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("{}-{n}", self.inner.thread_name))
+            .spawn(move || worker(&inner));
+        match spawned {
+            Ok(handle) => {
+                state.threads += 1;
+                // Forget the handles of threads that retired (dropping one detaches a thread
+                // that has already finished).
+                state.handles.retain(|h| !h.is_finished());
+                state.handles.push(handle);
+                VecDeque::new()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the default executor failed to start a thread");
+                if state.threads == 0 {
+                    std::mem::take(&mut state.queue)
+                } else {
+                    VecDeque::new()
+                }
+            }
+        }
+    }
+
+    /// Stops taking jobs; the threads finish the queued and running ones, then exit.
+    fn begin_shutdown(&self) {
+        lock(&self.inner.state).shutdown = true;
+        self.inner.work.notify_all();
+    }
+
+    /// Waits (on the loop) until every thread has exited.
+    async fn drained(&self) {
+        poll_fn(|cx| {
+            let mut state = lock(&self.inner.state);
+            if state.threads == 0 {
+                Poll::Ready(())
+            } else {
+                state.drained = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// Blocks until every thread has exited (at most until `deadline`), then joins them.
+    /// Threads still running at the deadline are detached.
+    fn join(&self, deadline: Instant) {
+        let mut state = lock(&self.inner.state);
+        while state.threads > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    threads = state.threads,
+                    "the default executor did not finish joining its threads within {} seconds",
+                    SHUTDOWN_TIMEOUT.as_secs()
+                );
+                return;
+            }
+            state = self
+                .inner
+                .exited
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let handles = std::mem::take(&mut state.handles);
+        drop(state);
+        for handle in handles {
+            // Every worker catches its jobs' panics, so a join error cannot happen; if it
+            // did, the thread is gone either way.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Default for ThreadPool {
+    fn default() -> ThreadPool {
+        ThreadPool::new()
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.inner.state);
+        f.debug_struct("ThreadPool")
+            .field("threads", &state.threads)
+            .field("max_threads", &self.inner.max_threads)
+            .field("queued", &state.queue.len())
+            .field("shutdown", &state.shutdown)
+            .finish()
+    }
+}
+
+/// A pool thread: runs jobs until it has been idle for `idle_timeout`, or the pool shuts down
+/// and the queue is empty.
+fn worker(inner: &PoolInner) {
+    let mut state = lock(&inner.state);
+    loop {
+        if let Some(job) = state.queue.pop_front() {
+            drop(state);
+            // Jobs catch their own panics (see `run_job`); this is a second line of defence
+            // so that a worker never dies with the count still counting it.
+            let _ = catch_unwind(AssertUnwindSafe(job));
+            state = lock(&inner.state);
+            continue;
+        }
+        if state.shutdown {
+            break;
+        }
+        // Idle: wait for work until the idle deadline (spurious wake-ups keep the deadline).
+        let deadline = Instant::now() + inner.idle_timeout;
+        let mut timed_out = false;
+        state.idle += 1;
+        while state.queue.is_empty() && !state.shutdown {
+            let now = Instant::now();
+            if now >= deadline {
+                timed_out = true;
+                break;
+            }
+            state = inner
+                .work
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state.idle -= 1;
+        if timed_out {
+            break;
+        }
+    }
+    state.threads -= 1;
+    let drained = if state.threads == 0 {
+        state.drained.take()
+    } else {
+        None
+    };
+    drop(state);
+    inner.exited.notify_all();
+    if let Some(w) = drained {
+        w.wake();
+    }
+}
+
+/// The loop's default executor (the loop extension). Replaceable, so it is a cell.
+struct ExecutorSlot {
+    pool: std::cell::RefCell<Option<ThreadPool>>,
+}
+
+impl ExecutorSlot {
+    fn of(lp: &EventLoop) -> Rc<ExecutorSlot> {
+        lp.extension(|| ExecutorSlot {
+            pool: std::cell::RefCell::new(None),
+        })
+    }
+
+    fn pool(&self) -> ThreadPool {
+        self.pool
+            .borrow_mut()
+            .get_or_insert_with(ThreadPool::new)
+            .clone()
+    }
+}
+
+impl Drop for ExecutorSlot {
+    /// The loop closes: the pool stops taking jobs and its threads exit once the queue is
+    /// done, but nobody waits for them (asyncio's `shutdown(wait=False)` in `close()`).
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.get_mut().take() {
+            pool.begin_shutdown();
+        }
+    }
+}
+
+/// Shuts the loop's default executor down (asyncio's `shutdown_default_executor`): it stops
+/// accepting jobs (later ones resolve as cancelled), the queued and running jobs finish, and
+/// the threads are joined. If the loop is not running, it runs meanwhile, so jobs that need
+/// the loop can finish. Gives up waiting after 300 s (with a warning). No-op if the loop never
+/// had an executor.
+pub(crate) fn shutdown_default_executor(lp: &EventLoop) {
+    let Some(slot) = lp.find_extension::<ExecutorSlot>() else {
+        return;
+    };
+    let pool = slot.pool.borrow().clone();
+    let Some(pool) = pool else { return };
+    pool.begin_shutdown();
+    let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+    if !lp.is_running() && !lp.is_closed() {
+        let waited = lp.run_until_complete(crate::time::timeout_at(deadline, pool.drained()));
+        if let Err(e) = waited {
+            tracing::debug!(error = %e, "could not run the loop while the default executor shut down");
+        }
+    }
+    pool.join(deadline);
+}
+
+/// Where a job's outcome meets the task awaiting it.
+struct Slot<T> {
+    result: Option<thread::Result<T>>,
+    waker: Option<Waker>,
+    /// The job was dropped without running (its pool shut down or failed).
+    abandoned: bool,
+    /// The task was cancelled: the job need not run.
+    cancelled: bool,
+}
+
+/// The job's end of the slot: dropping it unfilled marks the job abandoned.
+struct Completer<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut slot = lock(&self.slot);
+            if slot.result.is_none() {
+                slot.abandoned = true;
+            }
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The task's end of the slot: dropping it (the task was cancelled) tells the job not to run.
+struct Receiver<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        lock(&self.slot).cancelled = true;
+    }
+}
+
+/// Where an executor task's runnables go: onto its loop, as `call_soon_threadsafe` callbacks.
+///
+/// An executor task is not one of the loop's tasks (`all_tasks`, and so `evloop::run`'s final
+/// cancellation, do not see it), just as asyncio's `run_in_executor` returns a future, not a
+/// task: the job's outcome still reaches the loop when the executor is shut down.
+struct OnLoop {
+    handle: LoopHandle,
+}
+
+impl Schedule for OnLoop {
+    fn schedule(&self, runnable: Runnable) {
+        // On a closed loop the callback (and the runnable in it) is dropped: that cancels the
+        // task.
+        let _ = self.handle.call_soon_threadsafe(move || {
+            runnable.run();
+        });
+    }
+
+    fn unhandled_panic(&self, task: TaskRef, payload: Box<dyn std::any::Any + Send>) {
+        let ctx = ExceptionContext::new("Future exception was never retrieved")
+            .with_task(task)
+            .with_panic(payload);
+        let sent = self
+            .handle
+            .call_soon_threadsafe(move || match evloop_core::running_loop() {
+                Some(lp) => lp.call_exception_handler(ctx),
+                None => tracing::error!(panic = ?ctx.panic_message(), "{}", ctx.message()),
+            });
+        if sent.is_err() {
+            tracing::error!("Future exception was never retrieved (in a job of a closed loop)");
+        }
+    }
+}
+
+fn run_in_pool<T, F>(lp: &EventLoop, pool: &ThreadPool, f: F) -> Task<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let slot = Arc::new(Mutex::new(Slot {
+        result: None,
+        waker: None,
+        abandoned: false,
+        cancelled: false,
+    }));
+    let completer = Completer { slot: slot.clone() };
+    let receiver = Receiver { slot };
+    // The task's own view, so it can cancel itself if the job is abandoned.
+    let me: Arc<OnceLock<TaskRef>> = Arc::default();
+    let me_inside = me.clone();
+    let waiting = async move {
+        let outcome = poll_fn(|cx| {
+            let mut slot = lock(&receiver.slot);
+            if let Some(result) = slot.result.take() {
+                Poll::Ready(Some(result))
+            } else if slot.abandoned {
+                Poll::Ready(None)
+            } else {
+                match &slot.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => slot.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        })
+        .await;
+        match outcome {
+            Some(Ok(value)) => value,
+            // Re-raised in the task, so the core stores it as `JoinError::Panicked(payload)`
+            // (resume_unwind does not run the panic hook a second time).
+            Some(Err(payload)) => resume_unwind(payload),
+            None => {
+                if let Some(me) = me_inside.get() {
+                    me.cancel();
+                }
+                pending().await
+            }
+        }
+    };
+    let (runnable, task) = evloop_core::task::spawn(
+        waiting,
+        OnLoop {
+            handle: lp.handle(),
+        },
+    );
+    if lp.is_closed() {
+        drop(runnable); // cancels the task
+        return task;
+    }
+    let _ = me.set(task.as_ref());
+    let job: Job = Box::new(move || run_job(completer, f));
+    if pool.submit(job).is_err() {
+        drop(runnable);
+        return task;
+    }
+    // The first poll (on the loop) registers the task's waker with the slot.
+    runnable.schedule();
+    task
+}
+
+/// Runs `f` on a pool thread unless its task was cancelled meanwhile, and hands the outcome
+/// back (waking the task, which wakes its loop).
+fn run_job<T, F: FnOnce() -> T>(completer: Completer<T>, f: F) {
+    if lock(&completer.slot).cancelled {
+        return;
+    }
+    let result = catch_unwind(AssertUnwindSafe(f));
+    let waker = {
+        let mut slot = lock(&completer.slot);
+        slot.result = Some(result);
+        slot.waker.take()
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// `run_in_executor` and the default executor on [`EventLoop`] (asyncio's
+/// `loop.run_in_executor(None, f)` and `loop.set_default_executor`).
+///
+/// ```
+/// use evloop::RunInExecutor;
+///
+/// let lp = evloop::EventLoop::new()?;
+/// let task = lp.run_in_executor(|| std::thread::current().name().map(str::to_owned));
+/// let name = lp.run_until_complete(task)?.unwrap();
+/// assert!(name.unwrap().starts_with("evloop-executor-"));
+/// # Ok::<(), evloop::Error>(())
+/// ```
+pub trait RunInExecutor {
+    /// Runs `f` on the loop's default executor and returns a task (of this loop) that
+    /// resolves to its result; a panic in `f` resolves it to `Err(JoinError::Panicked)`.
+    ///
+    /// Cancelling the task before `f` started means `f` never runs; once it runs, it runs to
+    /// the end (a thread cannot be interrupted) and its result is dropped. After the executor
+    /// was shut down (or the loop closed) the task is cancelled at once.
+    fn run_in_executor<T, F>(&self, f: F) -> Task<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static;
+
+    /// The loop's default executor (created on first use).
+    fn default_executor(&self) -> ThreadPool;
+
+    /// Replaces the loop's default executor. The old one stops taking jobs (those it has run
+    /// to the end). The loop shuts `pool` down when it closes, even if other loops use it too.
+    fn set_default_executor(&self, pool: ThreadPool);
+}
+
+impl RunInExecutor for EventLoop {
+    fn run_in_executor<T, F>(&self, f: F) -> Task<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = if self.is_closed() {
+            // No extension on a closed loop (it would never be dropped); a task created on a
+            // closed loop is cancelled at once anyway.
+            ThreadPool::new()
+        } else {
+            ExecutorSlot::of(self).pool()
+        };
+        run_in_pool(self, &pool, f)
+    }
+
+    fn default_executor(&self) -> ThreadPool {
+        ExecutorSlot::of(self).pool()
+    }
+
+    fn set_default_executor(&self, pool: ThreadPool) {
+        let old = ExecutorSlot::of(self).pool.replace(Some(pool));
+        if let Some(old) = old {
+            old.begin_shutdown();
+        }
+    }
+}
+
+/// Runs the blocking `f` on a thread of the running loop's default executor (asyncio's
+/// `to_thread`); await the returned task for its result.
+///
+/// A panic in `f` comes back as `Err(JoinError::Panicked)`. See
+/// [`RunInExecutor::run_in_executor`] for cancellation.
+///
+/// # Panics
+///
+/// Panics outside a running event loop ("no running event loop"), like `spawn`.
+///
+/// ```
+/// evloop::run(async {
+///     let len = evloop::to_thread(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0));
+///     println!("{} entries", len.await.unwrap());
+///     let boom = evloop::to_thread(|| panic!("in a thread"));
+///     assert!(boom.await.unwrap_err().is_panic());
+/// })?;
+/// # Ok::<(), evloop::Error>(())
+/// ```
+pub fn to_thread<T, F>(f: F) -> Task<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match evloop_core::running_loop() {
+        Some(lp) => lp.run_in_executor(f),
+        None => {
+            panic!("no running event loop (evloop::to_thread must be called on a running loop)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn shutdown_lets_queued_jobs_finish_and_joins_the_threads() -> Result<(), evloop_core::Error> {
+        static EXITED: AtomicUsize = AtomicUsize::new(0);
+        struct OnExit;
+        impl Drop for OnExit {
+            fn drop(&mut self) {
+                EXITED.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        thread_local!(static EXIT_MARK: OnExit = const { OnExit });
+
+        let lp = EventLoop::new()?;
+        lp.set_default_executor(ThreadPool::builder().max_threads(2).build());
+        let done = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<Task<thread::ThreadId>> = (0..8)
+            .map(|_| {
+                let done = done.clone();
+                lp.run_in_executor(move || {
+                    EXIT_MARK.with(|_| {});
+                    thread::sleep(Duration::from_millis(5)); // blocking work
+                    done.fetch_add(1, Ordering::SeqCst);
+                    thread::current().id()
+                })
+            })
+            .collect();
+        let pool = lp.default_executor();
+        shutdown_default_executor(&lp);
+        assert_eq!(done.load(Ordering::SeqCst), 8, "queued jobs ran");
+        assert_eq!(pool.num_threads(), 0);
+        assert!(pool.is_shutdown());
+        // The tasks were delivered on the loop while it ran during the shutdown.
+        assert!(tasks.iter().all(Task::is_done));
+        let mut workers = Vec::new();
+        for task in tasks {
+            let id = lp.run_until_complete(task)?.expect("job");
+            if !workers.contains(&id) {
+                workers.push(id);
+            }
+        }
+        assert!(workers.len() <= 2);
+        // Joined: the threads' thread-locals were destroyed before shutdown returned.
+        assert_eq!(EXITED.load(Ordering::SeqCst), workers.len());
+        // Later jobs are refused: their tasks are cancelled.
+        let late = lp.run_in_executor(|| 1);
+        assert!(
+            lp.run_until_complete(late)?
+                .expect_err("refused")
+                .is_cancelled()
+        );
+        lp.close()
+    }
+
+    #[test]
+    fn shutdown_without_executor_is_a_no_op() -> Result<(), evloop_core::Error> {
+        let lp = EventLoop::new()?;
+        shutdown_default_executor(&lp);
+        assert!(lp.find_extension::<ExecutorSlot>().is_none());
+        lp.close()
+    }
+
+    #[test]
+    fn close_shuts_the_pool_down_without_waiting() -> Result<(), evloop_core::Error> {
+        let lp = EventLoop::new()?;
+        let pool = lp.default_executor();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let task = lp.run_in_executor(move || rx.recv().is_ok());
+        // One iteration: the task waits for its job.
+        lp.stop();
+        lp.run_forever()?;
+        assert!(!task.is_done());
+        lp.close()?; // must not block on the running job
+        assert!(pool.is_shutdown());
+        drop(tx); // let the job end: its outcome cannot reach the closed loop
+        assert!(task.join_blocking().expect_err("cancelled").is_cancelled());
+        Ok(())
+    }
+}
