@@ -41,5 +41,5 @@ pub use exception::ExceptionContext;
 pub use handle::{Handle, TimerHandle};
 pub use loop_handle::LoopHandle;
 pub use running::running_loop;
-pub use sleep::{Sleep, YieldNow, sleep, sleep_until, yield_now};
+pub use sleep::{Sleep, YieldNow, deadline_after, sleep, sleep_until, yield_now};
 pub use task::{JoinError, Task, TaskId, TaskRef};

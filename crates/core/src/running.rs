@@ -94,3 +94,16 @@ pub(crate) fn push_local(id: usize, item: Injected) -> Result<(), Injected> {
         _ => Ok(()),
     }
 }
+
+/// Runs `f` with the loop `id` if that loop runs on this thread.
+pub(crate) fn with_running<R>(id: usize, f: impl FnOnce(&EventLoop) -> R) -> Option<R> {
+    let lp = RUNNING
+        .try_with(|slot| {
+            slot.try_borrow()
+                .ok()
+                .and_then(|s| s.as_ref().filter(|lp| lp.shared_id() == id).cloned())
+        })
+        .ok()
+        .flatten()?;
+    Some(f(&lp))
+}

@@ -3,12 +3,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::event_loop::EventLoop;
-use crate::timer_heap::{TimerAction, TimerCell};
+use crate::running;
+use crate::timer_heap::SleepState;
+use crate::work::{Injected, Shared};
 
 /// Waits until `d` has passed on `lp`'s clock. The timer is scheduled at the first poll;
 /// dropping the future cancels it.
@@ -16,8 +19,14 @@ pub fn sleep(lp: &EventLoop, d: Duration) -> Sleep {
     sleep_until(lp, deadline_after(d))
 }
 
-/// `now + d`, saturating at about 30 years from now (as tokio does) instead of overflowing.
-pub(crate) fn deadline_after(d: Duration) -> Instant {
+/// `Instant::now() + d`, saturating at about 30 years from now (as tokio does) instead of
+/// overflowing: a `Duration::MAX` timeout means "never", not a panic.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// assert!(evloop_core::deadline_after(Duration::MAX) > Instant::now());
+/// ```
+pub fn deadline_after(d: Duration) -> Instant {
     const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
     let now = Instant::now();
     now.checked_add(d.min(FAR_FUTURE))
@@ -26,6 +35,10 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
 }
 
 /// Waits until `deadline` on `lp`'s clock.
+///
+/// The future is `Send`: it may be created and awaited anywhere (e.g. in a future given to
+/// [`LoopHandle::spawn`](crate::LoopHandle::spawn)); its timer lives in `lp`'s timer heap and
+/// wakes whoever polled it last. If `lp` closes first, the sleep completes at once.
 ///
 /// ```
 /// use evloop_core::EventLoop;
@@ -39,17 +52,17 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
 /// ```
 pub fn sleep_until(lp: &EventLoop, deadline: Instant) -> Sleep {
     Sleep {
-        lp: lp.clone(),
+        shared: lp.inner.shared.clone(),
         deadline,
-        timer: None,
+        state: None,
     }
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
 pub struct Sleep {
-    lp: EventLoop,
+    shared: Arc<Shared>,
     deadline: Instant,
-    timer: Option<Rc<TimerCell>>,
+    state: Option<Arc<SleepState>>,
 }
 
 impl Sleep {
@@ -63,33 +76,37 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match &self.timer {
-            Some(timer) if timer.has_fired() => Poll::Ready(()),
-            Some(timer) if timer.is_cancelled() => Poll::Ready(()), // its loop closed
-            Some(timer) => {
-                timer.set_waker(cx.waker());
-                Poll::Pending
+        if let Some(state) = &self.state {
+            // Fired, or cancelled by the loop closing: done.
+            if state.has_fired() || state.is_cancelled() || !state.register(cx.waker()) {
+                return Poll::Ready(());
             }
-            None => {
-                if self.lp.is_closed() {
-                    return Poll::Ready(());
-                }
-                let timer = self.lp.push_timer(
-                    self.deadline,
-                    TimerAction::Wake(Some(cx.waker().clone())),
-                    "sleep",
-                );
-                self.timer = Some(timer);
-                Poll::Pending
-            }
+            return Poll::Pending;
         }
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        let state = Arc::new(SleepState::new(cx.waker()));
+        let deadline = self.deadline;
+        // On the loop's own thread (the usual case) straight into its heap; from anywhere
+        // else through the injection queue.
+        let pushed =
+            running::with_running(self.shared.id, |lp| lp.push_sleep(deadline, state.clone()));
+        if pushed.is_none() {
+            self.shared
+                .send(Injected::Sleep(Box::new((deadline, state.clone()))));
+        }
+        self.state = Some(state);
+        Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(timer) = &self.timer {
-            timer.cancel();
+        if let Some(state) = &self.state {
+            if state.cancel() {
+                self.shared.sleeps_cancelled.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

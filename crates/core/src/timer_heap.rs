@@ -3,20 +3,26 @@
 //! A binary heap with lazy removal, as asyncio does it: cancelling only marks the entry (O(1))
 //! and drops its callback; cancelled entries are skipped when they reach the top, and the heap
 //! is rebuilt without them once they are more than half of it. Scheduling is O(log n).
+//!
+//! Two kinds of entries: `call_later`/`call_at` callbacks (`TimerCell`, loop-thread only) and
+//! `sleep` futures (`SleepState`, shared with a `Send` future that may be dropped — cancelled —
+//! on any thread; such cancellations are counted in an atomic the heap reads).
 
 use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::Instant;
 
-/// What a timer does when it fires.
+use crate::task::lock;
+
+/// What a callback timer does when it fires.
 pub(crate) enum TimerAction {
     /// Run a callback (through the ready queue).
     Callback(Box<dyn FnOnce()>),
-    /// Wake a future (a `Sleep`).
-    Wake(Option<Waker>),
     /// Fired or cancelled.
     Nothing,
 }
@@ -30,12 +36,12 @@ const CANCELLED: u8 = 2;
 /// Due: out of the heap, its callback waiting in the ready queue (still cancellable).
 const DUE: u8 = 3;
 
-/// One timer; shared by the heap and its handle.
+/// One callback timer; shared by the heap and its `TimerHandle`.
 pub(crate) struct TimerCell {
     pub(crate) when: Instant,
     pub(crate) name: &'static str,
     state: Cell<u8>,
-    pub(crate) action: Cell<TimerAction>,
+    action: Cell<TimerAction>,
     /// The heap's count of cancelled entries still in it.
     heap_cancelled: Rc<Cell<usize>>,
 }
@@ -51,10 +57,8 @@ impl TimerCell {
         drop(self.action.replace(TimerAction::Nothing));
     }
 
-    /// Parks a due callback until the ready queue reaches it.
-    pub(crate) fn set_due(&self, callback: Box<dyn FnOnce()>) {
-        self.state.set(DUE);
-        self.action.set(TimerAction::Callback(callback));
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.get() == CANCELLED
     }
 
     /// The due callback, unless it was cancelled meanwhile.
@@ -65,36 +69,101 @@ impl TimerCell {
         self.state.set(FIRED);
         match self.action.replace(TimerAction::Nothing) {
             TimerAction::Callback(f) => Some(f),
-            _ => None,
+            TimerAction::Nothing => None,
         }
     }
+}
 
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.state.get() == CANCELLED
+/// The timer of one `Sleep` future: `Send + Sync`, so the future is `Send`.
+#[derive(Default)]
+pub(crate) struct SleepState {
+    fired: AtomicBool,
+    cancelled: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl SleepState {
+    pub(crate) fn new(waker: &Waker) -> SleepState {
+        SleepState {
+            waker: Mutex::new(Some(waker.clone())),
+            ..SleepState::default()
+        }
     }
 
     pub(crate) fn has_fired(&self) -> bool {
-        self.state.get() == FIRED
+        self.fired.load(AtomicOrdering::Acquire)
     }
 
-    /// Replaces the waker of a `Wake` timer that has not fired.
-    pub(crate) fn set_waker(&self, waker: &Waker) {
-        if self.state.get() != PENDING {
-            return;
+    /// Marks it cancelled; true if it was still pending (so the heap should count it).
+    pub(crate) fn cancel(&self) -> bool {
+        !self.has_fired() && !self.cancelled.swap(true, AtomicOrdering::AcqRel)
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Stores the waker to wake when it fires; false if it already fired.
+    pub(crate) fn register(&self, waker: &Waker) -> bool {
+        let mut slot = lock(&self.waker);
+        if self.has_fired() {
+            return false;
         }
-        match self.action.replace(TimerAction::Nothing) {
-            TimerAction::Wake(Some(w)) if w.will_wake(waker) => {
-                self.action.set(TimerAction::Wake(Some(w)))
-            }
-            _ => self.action.set(TimerAction::Wake(Some(waker.clone()))),
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+        true
+    }
+
+    /// Wakes the sleeper without firing (after a cancellation by the loop closing).
+    pub(crate) fn wake(&self) {
+        let waker = lock(&self.waker).take();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
+
+    /// Fires: marks it and wakes the sleeper.
+    pub(crate) fn fire(&self) {
+        let waker = {
+            let mut slot = lock(&self.waker);
+            self.fired.store(true, AtomicOrdering::Release);
+            slot.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// What a heap entry is.
+enum Timer {
+    Callback(Rc<TimerCell>),
+    Sleep(Arc<SleepState>),
+}
+
+impl Timer {
+    fn is_cancelled(&self) -> bool {
+        match self {
+            Timer::Callback(c) => c.is_cancelled(),
+            Timer::Sleep(s) => s.is_cancelled(),
+        }
+    }
+}
+
+/// A timer that is due.
+pub(crate) enum Due {
+    /// A callback timer (now `DUE`).
+    Callback(Rc<TimerCell>),
+    /// A sleep to fire.
+    Sleep(Arc<SleepState>),
 }
 
 struct Entry {
     when: Instant,
     seq: u64,
-    cell: Rc<TimerCell>,
+    timer: Timer,
 }
 
 impl PartialEq for Entry {
@@ -120,14 +189,41 @@ impl Ord for Entry {
 pub(crate) struct TimerHeap {
     heap: BinaryHeap<Entry>,
     seq: u64,
+    /// Cancelled callback entries still in the heap.
     cancelled: Rc<Cell<usize>>,
+    /// Cancelled sleep entries still in the heap (incremented by `Sleep` drops, any thread).
+    sleeps_cancelled: Arc<AtomicUsize>,
 }
 
 /// Below this many cancelled entries the heap is never rebuilt.
 const MIN_CANCELLED_FOR_COMPACTION: usize = 100;
 
 impl TimerHeap {
-    /// Schedules a timer.
+    /// A heap whose cancelled-sleep count is `counter` (shared with the loop's `Shared`).
+    pub(crate) fn new(counter: Arc<AtomicUsize>) -> TimerHeap {
+        TimerHeap {
+            sleeps_cancelled: counter,
+            ..TimerHeap::default()
+        }
+    }
+
+    /// The counter `Sleep` drops increment.
+    #[cfg(test)]
+    pub(crate) fn sleep_cancel_counter(&self) -> Arc<AtomicUsize> {
+        self.sleeps_cancelled.clone()
+    }
+
+    fn push_entry(&mut self, when: Instant, timer: Timer) {
+        self.seq += 1;
+        self.heap.push(Entry {
+            when,
+            seq: self.seq,
+            timer,
+        });
+        self.maybe_compact();
+    }
+
+    /// Schedules a callback timer.
     pub(crate) fn push(
         &mut self,
         when: Instant,
@@ -141,32 +237,60 @@ impl TimerHeap {
             action: Cell::new(action),
             heap_cancelled: self.cancelled.clone(),
         });
-        self.seq += 1;
-        self.heap.push(Entry {
-            when,
-            seq: self.seq,
-            cell: cell.clone(),
-        });
-        self.maybe_compact();
+        self.push_entry(when, Timer::Callback(cell.clone()));
         cell
     }
 
+    /// Schedules a sleep.
+    pub(crate) fn push_sleep(&mut self, when: Instant, sleep: Arc<SleepState>) {
+        self.push_entry(when, Timer::Sleep(sleep));
+    }
+
+    fn cancelled_count(&self) -> usize {
+        self.cancelled.get() + self.sleeps_cancelled.load(AtomicOrdering::Relaxed)
+    }
+
     fn maybe_compact(&mut self) {
-        let cancelled = self.cancelled.get();
+        let cancelled = self.cancelled_count();
         if cancelled > MIN_CANCELLED_FOR_COMPACTION && cancelled * 2 > self.heap.len() {
-            self.heap.retain(|e| !e.cell.is_cancelled());
+            let mut sleeps_removed = 0;
+            self.heap.retain(|e| match &e.timer {
+                Timer::Sleep(s) if s.is_cancelled() => {
+                    sleeps_removed += 1;
+                    false
+                }
+                t => !t.is_cancelled(),
+            });
             self.cancelled.set(0);
+            self.uncount_sleeps(sleeps_removed);
+        }
+    }
+
+    fn uncount_sleeps(&self, n: usize) {
+        if n > 0 {
+            // Saturating: a drop racing with this may have counted an entry we already removed.
+            let _ = self.sleeps_cancelled.fetch_update(
+                AtomicOrdering::Relaxed,
+                AtomicOrdering::Relaxed,
+                |c| Some(c.saturating_sub(n)),
+            );
         }
     }
 
     /// Pops cancelled entries off the top.
     fn skip_cancelled(&mut self) {
         while let Some(top) = self.heap.peek() {
-            if !top.cell.is_cancelled() {
+            if !top.timer.is_cancelled() {
                 break;
             }
-            self.heap.pop();
-            self.cancelled.set(self.cancelled.get().saturating_sub(1));
+            if let Some(e) = self.heap.pop() {
+                match e.timer {
+                    Timer::Callback(_) => {
+                        self.cancelled.set(self.cancelled.get().saturating_sub(1))
+                    }
+                    Timer::Sleep(_) => self.uncount_sleeps(1),
+                }
+            }
         }
     }
 
@@ -176,16 +300,21 @@ impl TimerHeap {
         self.heap.peek().map(|e| e.when)
     }
 
-    /// The next timer due at `now`, marked fired, with its action.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Rc<TimerCell>, TimerAction)> {
+    /// The next timer due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Due> {
         self.skip_cancelled();
         if self.heap.peek()?.when > now {
             return None;
         }
-        let entry = self.heap.pop()?;
-        entry.cell.state.set(FIRED);
-        let action = entry.cell.action.replace(TimerAction::Nothing);
-        Some((entry.cell, action))
+        match self.heap.pop()?.timer {
+            Timer::Callback(cell) => {
+                // Its callback stays in the cell until the ready queue reaches it (`take_due`),
+                // so an earlier callback of the same iteration can still cancel it.
+                cell.state.set(DUE);
+                Some(Due::Callback(cell))
+            }
+            Timer::Sleep(s) => Some(Due::Sleep(s)),
+        }
     }
 
     /// No entries at all (not even cancelled ones).
@@ -195,7 +324,7 @@ impl TimerHeap {
 
     /// Pending (not cancelled) timers.
     pub(crate) fn len(&self) -> usize {
-        self.heap.len() - self.cancelled.get().min(self.heap.len())
+        self.heap.len().saturating_sub(self.cancelled_count())
     }
 
     /// Entries physically in the heap, cancelled ones included.
@@ -204,17 +333,28 @@ impl TimerHeap {
         self.heap.len()
     }
 
-    /// Removes every timer, returning their actions so the caller drops them outside any borrow.
-    pub(crate) fn take_all(&mut self) -> Vec<TimerAction> {
+    /// Removes every timer; what they held is returned for the caller to drop outside any
+    /// borrow. Sleeps are marked cancelled (their futures then complete at once): call
+    /// [`SleepState::wake`] on the returned ones, outside the borrow too.
+    pub(crate) fn take_all(&mut self) -> (Vec<TimerAction>, Vec<Arc<SleepState>>) {
         let entries = std::mem::take(&mut self.heap);
         self.cancelled.set(0);
-        entries
-            .into_iter()
-            .map(|e| {
-                e.cell.state.set(CANCELLED);
-                e.cell.action.replace(TimerAction::Nothing)
-            })
-            .collect()
+        self.sleeps_cancelled.store(0, AtomicOrdering::Relaxed);
+        let mut actions = Vec::new();
+        let mut sleeps = Vec::new();
+        for e in entries {
+            match e.timer {
+                Timer::Callback(cell) => {
+                    cell.state.set(CANCELLED);
+                    actions.push(cell.action.replace(TimerAction::Nothing));
+                }
+                Timer::Sleep(s) => {
+                    s.cancel();
+                    sleeps.push(s);
+                }
+            }
+        }
+        (actions, sleeps)
     }
 }
 
@@ -227,6 +367,34 @@ mod tests {
         TimerAction::Callback(Box::new(|| {}))
     }
 
+    fn name_of(due: Due) -> &'static str {
+        match due {
+            Due::Callback(c) => c.name,
+            Due::Sleep(_) => "sleep",
+        }
+    }
+
+    #[test]
+    fn sleeps_and_callbacks_share_one_order_and_cancelled_sleeps_are_skipped() {
+        let mut heap = TimerHeap::default();
+        let t0 = Instant::now();
+        let waker = std::task::Waker::noop();
+        let s1 = Arc::new(SleepState::new(waker));
+        let s2 = Arc::new(SleepState::new(waker));
+        heap.push_sleep(t0 + Duration::from_millis(2), s1.clone());
+        heap.push(t0 + Duration::from_millis(1), noop(), "cb");
+        heap.push_sleep(t0 + Duration::from_millis(3), s2.clone());
+        assert!(s2.cancel());
+        heap.sleep_cancel_counter()
+            .fetch_add(1, AtomicOrdering::Relaxed);
+        assert_eq!(heap.len(), 2);
+        let now = t0 + Duration::from_millis(5);
+        let order: Vec<_> = std::iter::from_fn(|| heap.pop_due(now).map(name_of)).collect();
+        assert_eq!(order, ["cb", "sleep"]);
+        assert_eq!(heap.len(), 0);
+        assert!(heap.is_empty());
+    }
+
     #[test]
     fn pops_in_deadline_order_ties_in_scheduling_order() {
         let mut heap = TimerHeap::default();
@@ -235,9 +403,9 @@ mod tests {
         let a = heap.push(t0, noop(), "a");
         let b = heap.push(t0, noop(), "b");
         let now = t0 + Duration::from_millis(10);
-        let order: Vec<_> = std::iter::from_fn(|| heap.pop_due(now).map(|(c, _)| c.name)).collect();
+        let order: Vec<_> = std::iter::from_fn(|| heap.pop_due(now).map(name_of)).collect();
         assert_eq!(order, ["a", "b", "late"]);
-        assert!(a.has_fired() && b.has_fired() && late.has_fired());
+        assert!(!a.is_cancelled() && !b.is_cancelled() && !late.is_cancelled());
     }
 
     #[test]
@@ -269,8 +437,8 @@ mod tests {
         assert_eq!(heap.raw_len(), live + 1);
         let now = t0 + Duration::from_secs(1);
         let mut fired = 0;
-        while let Some((c, _)) = heap.pop_due(now) {
-            assert!(!c.is_cancelled());
+        while let Some(due) = heap.pop_due(now) {
+            assert!(matches!(due, Due::Callback(ref c) if !c.is_cancelled()));
             fired += 1;
         }
         assert_eq!(fired, live);
@@ -282,6 +450,7 @@ mod tests {
         let t0 = Instant::now();
         let c = heap.push(t0, noop(), "x");
         assert!(heap.pop_due(t0).is_some());
+        assert!(c.take_due().is_some());
         c.cancel();
         assert!(!c.is_cancelled());
         assert_eq!(heap.len(), 0);

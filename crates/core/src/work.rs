@@ -3,7 +3,8 @@
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::time::Instant;
 
 use crossbeam_queue::SegQueue;
 use evloop_reactor::{Direction, Reactor};
@@ -12,7 +13,7 @@ use crate::exception::ExceptionContext;
 use crate::handle::CallbackCell;
 use crate::running;
 use crate::task::{Runnable, Schedule, TaskRef};
-use crate::timer_heap::TimerCell;
+use crate::timer_heap::{SleepState, TimerCell};
 
 /// One item of the loop's ready queue (lives on the loop thread only).
 pub(crate) enum Work {
@@ -32,6 +33,8 @@ pub(crate) enum Work {
     Main(u64),
     /// An exception to hand to the exception handler (boxed: keeps `Work` small).
     Report(Box<ExceptionContext>),
+    /// A sleep first polled off the loop's thread: put it in the timer heap.
+    Sleep(Box<(Instant, Arc<SleepState>)>),
 }
 
 /// Work that crosses threads: what the injection queue carries.
@@ -42,6 +45,7 @@ pub(crate) enum Injected {
     Fd(RawFd, Direction, u64),
     Main(u64),
     Report(Box<ExceptionContext>),
+    Sleep(Box<(Instant, Arc<SleepState>)>),
 }
 
 impl From<Injected> for Work {
@@ -53,6 +57,7 @@ impl From<Injected> for Work {
             Injected::Fd(fd, d, g) => Work::Fd(fd, d, g),
             Injected::Main(g) => Work::Main(g),
             Injected::Report(c) => Work::Report(c),
+            Injected::Sleep(s) => Work::Sleep(s),
         }
     }
 }
@@ -74,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) closed: AtomicBool,
     pub(crate) stopping: AtomicBool,
     pub(crate) reactor: Reactor,
+    /// Sleeps cancelled while in the timer heap (read by the heap to decide compaction).
+    pub(crate) sleeps_cancelled: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -86,6 +93,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             reactor,
+            sleeps_cancelled: Arc::default(),
         }
     }
 

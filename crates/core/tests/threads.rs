@@ -31,7 +31,6 @@ fn loop_bound_types_are_not_send() {
     <EventLoop as AmbiguousIfSend<_>>::not_send();
     <evloop_core::Handle as AmbiguousIfSend<_>>::not_send();
     <evloop_core::TimerHandle as AmbiguousIfSend<_>>::not_send();
-    <evloop_core::Sleep as AmbiguousIfSend<_>>::not_send();
     <Task<Rc<u8>> as AmbiguousIfSend<_>>::not_send();
 }
 
@@ -42,6 +41,8 @@ fn the_thread_safe_types_are_send_and_sync() {
     assert_send_sync::<Task<String>>();
     assert_send_sync::<TaskRef>();
     assert_send_sync::<Error>();
+    // A sleep may be awaited in a future given to `LoopHandle::spawn`.
+    assert_send_sync::<evloop_core::Sleep>();
     fn assert_send<T: Send>() {}
     assert_send::<JoinError>();
     fn assert_clone<T: Clone>() {}
@@ -652,4 +653,74 @@ fn stress_cancel_racing_wakes_from_another_thread() {
     drop(outs);
     lp.close().unwrap();
     remote.join().unwrap();
+}
+
+#[test]
+fn a_sleep_inside_a_future_spawned_from_another_thread_works() {
+    let _wd = Watchdog::new(
+        "a_sleep_inside_a_future_spawned_from_another_thread_works",
+        Duration::from_secs(20),
+    );
+    let lp = EventLoop::new().unwrap();
+    let handle = lp.handle();
+    let sleeper = evloop_core::sleep(&lp, Duration::from_millis(5));
+    let started = std::time::Instant::now();
+    let task = std::thread::spawn(move || {
+        handle.spawn(async move {
+            sleeper.await;
+            7
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(lp.run_until_complete(task).unwrap().unwrap(), 7);
+    assert!(started.elapsed() >= Duration::from_millis(5));
+    lp.close().unwrap();
+}
+
+#[test]
+fn a_sleep_polled_on_another_thread_fires_from_the_loop() {
+    let _wd = Watchdog::new(
+        "a_sleep_polled_on_another_thread_fires_from_the_loop",
+        Duration::from_secs(20),
+    );
+    let lp = EventLoop::new().unwrap();
+    let sleeper = evloop_core::sleep(&lp, Duration::from_millis(2));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let handle = lp.handle();
+    // A foreign thread blocks on the sleep; the loop's heap fires it.
+    let waiter = std::thread::spawn(move || {
+        let task_like = handle.spawn(async {});
+        drop(task_like);
+        futures_block_on(sleeper);
+        done_tx.send(()).unwrap();
+    });
+    let h2 = lp.handle();
+    let stopper = std::thread::spawn(move || {
+        done_rx.recv().unwrap();
+        h2.stop();
+    });
+    lp.run_forever().unwrap();
+    waiter.join().unwrap();
+    stopper.join().unwrap();
+    lp.close().unwrap();
+}
+
+/// A minimal block_on for a `Send` future on the current thread.
+fn futures_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
 }

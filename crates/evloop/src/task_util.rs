@@ -190,7 +190,7 @@ pub async fn wait_timeout<T, I>(
 where
     I: IntoIterator<Item = Task<T>>,
 {
-    let deadline = Instant::now() + timeout;
+    let deadline = evloop_core::deadline_after(timeout);
     wait_inner(tasks.into_iter().collect(), return_when, Some(deadline)).await
 }
 

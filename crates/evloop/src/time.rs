@@ -46,7 +46,7 @@ fn expect_running_loop() -> evloop_core::EventLoop {
 
 /// Waits until `duration` has passed (asyncio's `sleep`).
 ///
-/// The deadline is `Instant::now() + duration`, taken now; the timer is armed on the running
+/// The deadline is `Instant::now() + duration` (saturating: `Duration::MAX` is "never"), taken now; the timer is armed on the running
 /// loop at the first poll, and dropping the future cancels it. A zero duration still yields
 /// to the loop once (the timer fires on the next iteration), like `asyncio.sleep(0)`.
 ///
@@ -65,7 +65,7 @@ fn expect_running_loop() -> evloop_core::EventLoop {
 /// # Ok::<(), evloop::Error>(())
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(evloop_core::deadline_after(duration))
 }
 
 /// Waits until the loop's clock reaches `deadline`. A deadline in the past still yields to the
@@ -185,7 +185,7 @@ pub fn timeout<F: Future>(
     duration: Duration,
     future: F,
 ) -> impl Future<Output = Result<F::Output, Elapsed>> {
-    timeout_at(Instant::now() + duration, future)
+    timeout_at(evloop_core::deadline_after(duration), future)
 }
 
 /// Runs `future` until the loop's clock reaches `deadline` (asyncio's `timeout_at`); see
@@ -333,7 +333,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        self.sleep.reset(Instant::now() + self.period);
+        self.sleep.reset(evloop_core::deadline_after(self.period));
     }
 
     /// The period between ticks.

@@ -290,3 +290,32 @@ fn yield_now_lets_other_tasks_run() {
     });
     assert_eq!(*log.borrow(), vec!["main before", "other", "main after"]);
 }
+
+#[test]
+fn a_huge_sleep_or_timeout_does_not_overflow() {
+    evloop::run(async {
+        let r = evloop::timeout(Duration::from_millis(5), evloop::sleep(Duration::MAX)).await;
+        assert!(r.is_err());
+        let r = evloop::timeout(Duration::MAX, async { 3 }).await;
+        assert_eq!(r.ok(), Some(3));
+    })
+    .expect("run");
+}
+
+#[test]
+fn sleep_and_timeout_work_in_a_future_spawned_from_another_thread() {
+    evloop::run(async {
+        let handle = evloop::get_running_loop().expect("running").handle();
+        let task = std::thread::spawn(move || {
+            // Both futures are `Send`, so they may go into `LoopHandle::spawn`.
+            handle.spawn(async {
+                evloop::sleep(Duration::from_millis(2)).await;
+                evloop::timeout(Duration::from_secs(5), async { 5 }).await
+            })
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(task.await.expect("task").ok(), Some(5));
+    })
+    .expect("run");
+}

@@ -58,8 +58,12 @@ impl EventLoop {
                 }
             }
         }
-        let timers = self.inner.timers.borrow_mut().take_all();
+        let (timers, sleeps) = self.inner.timers.borrow_mut().take_all();
         drop(timers);
+        // A sleep awaited elsewhere (its future is `Send`) completes now instead of hanging.
+        for sleep in sleeps {
+            sleep.wake();
+        }
         self.close_fd_watchers();
         let extensions = std::mem::take(&mut *self.inner.extensions.borrow_mut());
         drop(extensions);

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::handle::{CallbackCell, Handle, TimerHandle};
 use crate::loop_handle::LoopHandle;
 use crate::task::{self, Task, TaskId, TaskRef};
-use crate::timer_heap::{TimerAction, TimerCell, TimerHeap};
+use crate::timer_heap::{SleepState, TimerAction, TimerCell, TimerHeap};
 use crate::work::{LoopScheduler, Shared, Work};
 
 pub use exceptions::ExceptionHandler;
@@ -108,12 +108,12 @@ fn debug_from_env() -> bool {
 impl EventLoop {
     /// A fresh loop with its own reactor. Debug mode is on if the environment has `EVLOOP_DEBUG=1`.
     pub fn new() -> Result<EventLoop, Error> {
-        let reactor = Reactor::new()?;
+        let shared = Arc::new(Shared::new(Reactor::new()?));
         Ok(EventLoop {
             inner: Rc::new(LoopInner {
-                shared: Arc::new(Shared::new(reactor)),
+                shared: shared.clone(),
                 ready: RefCell::new(VecDeque::new()),
-                timers: RefCell::new(TimerHeap::default()),
+                timers: RefCell::new(TimerHeap::new(shared.sleeps_cancelled.clone())),
                 tasks: RefCell::new(TaskRegistry::default()),
                 running: Cell::new(false),
                 closed: Cell::new(false),
@@ -206,6 +206,15 @@ impl EventLoop {
             cell.cancel();
         }
         cell
+    }
+
+    /// Puts a sleep in the timer heap (on a closed loop it is cancelled, so it completes).
+    pub(crate) fn push_sleep(&self, when: Instant, sleep: Arc<SleepState>) {
+        if self.is_closed() {
+            sleep.cancel();
+        } else {
+            self.inner.timers.borrow_mut().push_sleep(when, sleep);
+        }
     }
 
     /// Schedules `fut` as a task on this loop (it starts on the next iteration) and returns its

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::exception::ExceptionContext;
 use crate::running::RunningGuard;
 use crate::task::{Runnable, Step};
-use crate::timer_heap::TimerAction;
+use crate::timer_heap::Due;
 use crate::work::{Injected, Shared, Work};
 
 /// The waker of `run_until_complete`'s future: queues `Work::Main` once per wake.
@@ -182,14 +182,10 @@ impl EventLoop {
         };
         while let Some(now) = now {
             let due = inner.timers.borrow_mut().pop_due(now);
-            let Some((cell, action)) = due else { break };
-            match action {
-                TimerAction::Callback(f) => {
-                    cell.set_due(f);
-                    self.push_ready(Work::Timer(cell));
-                }
-                TimerAction::Wake(Some(w)) => w.wake(),
-                TimerAction::Wake(None) | TimerAction::Nothing => {}
+            match due {
+                None => break,
+                Some(Due::Callback(cell)) => self.push_ready(Work::Timer(cell)),
+                Some(Due::Sleep(sleep)) => sleep.fire(),
             }
         }
 
@@ -235,6 +231,11 @@ impl EventLoop {
                     main(self);
                 }
                 "run_until_complete future".into()
+            }
+            Work::Sleep(sleep) => {
+                let (when, state) = *sleep;
+                self.push_sleep(when, state);
+                "sleep".into()
             }
             Work::Report(ctx) => {
                 self.call_exception_handler(*ctx);

@@ -40,6 +40,7 @@ mod tests;
 
 use std::future::Future;
 
+pub(crate) use header::lock;
 pub use id::TaskId;
 pub use join_error::JoinError;
 pub(crate) use join_error::panic_message;
