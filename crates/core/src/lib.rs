@@ -32,6 +32,7 @@ mod loop_handle;
 mod running;
 mod sleep;
 pub mod task;
+mod task_table;
 mod timer_heap;
 mod work;
 

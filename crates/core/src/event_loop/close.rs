@@ -24,9 +24,7 @@ impl EventLoop {
         self.inner.shared.closed.store(true, Ordering::SeqCst);
         tracing::debug!("closing event loop");
 
-        let mut tasks: Vec<TaskRef> = std::mem::take(&mut *self.inner.tasks.borrow_mut())
-            .into_values()
-            .collect();
+        let mut tasks: Vec<TaskRef> = self.inner.tasks.borrow_mut().take_all();
         tasks.sort_by_key(TaskRef::id);
         for task in tasks.iter().filter(|t| !t.is_done()) {
             self.call_exception_handler(

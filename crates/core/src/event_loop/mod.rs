@@ -7,10 +7,9 @@ mod run;
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,39 +20,20 @@ use evloop_reactor::Reactor;
 use crate::error::Error;
 use crate::handle::{CallbackCell, Handle, TimerHandle};
 use crate::loop_handle::LoopHandle;
-use crate::task::{self, Task, TaskId, TaskRef};
+use crate::task::{self, Runnable, Task, TaskId, TaskRef};
+use crate::task_table::TaskTable;
 use crate::timer_heap::{SleepState, TimerAction, TimerCell, TimerHeap};
 use crate::work::{LoopScheduler, Shared, Work};
 
 pub use exceptions::ExceptionHandler;
 use fd_watch::FdWatchers;
 
-/// A hasher for task ids (sequential integers): one multiplication.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type TaskRegistry = HashMap<TaskId, TaskRef, BuildHasherDefault<IdHasher>>;
-
 /// The loop's state; an `EventLoop` is an `Rc` of it.
 pub(crate) struct LoopInner {
     pub(crate) shared: Arc<Shared>,
     ready: RefCell<VecDeque<Work>>,
     timers: RefCell<TimerHeap>,
-    tasks: RefCell<TaskRegistry>,
+    tasks: RefCell<TaskTable>,
     running: Cell<bool>,
     closed: Cell<bool>,
     main_generation: Cell<u64>,
@@ -114,7 +94,7 @@ impl EventLoop {
                 shared: shared.clone(),
                 ready: RefCell::new(VecDeque::new()),
                 timers: RefCell::new(TimerHeap::new(shared.sleeps_cancelled.clone())),
-                tasks: RefCell::new(TaskRegistry::default()),
+                tasks: RefCell::new(TaskTable::default()),
                 running: Cell::new(false),
                 closed: Cell::new(false),
                 main_generation: Cell::new(0),
@@ -232,21 +212,18 @@ impl EventLoop {
         if self.is_closed() {
             drop(runnable);
         } else {
-            self.inner
-                .tasks
-                .borrow_mut()
-                .insert(runnable.id(), runnable.task_ref());
+            self.inner.tasks.borrow_mut().insert(&runnable);
             self.push_ready(Work::Task(runnable));
         }
         task
     }
 
-    pub(crate) fn register_task(&self, task: TaskRef) {
-        self.inner.tasks.borrow_mut().insert(task.id(), task);
+    pub(crate) fn register_task(&self, runnable: &Runnable) {
+        self.inner.tasks.borrow_mut().insert(runnable);
     }
 
-    pub(crate) fn forget_task(&self, id: TaskId) {
-        let removed = self.inner.tasks.borrow_mut().remove(&id);
+    pub(crate) fn forget_task(&self, slot: usize, id: TaskId) {
+        let removed = self.inner.tasks.borrow_mut().remove(slot, id);
         drop(removed);
     }
 
@@ -256,7 +233,7 @@ impl EventLoop {
             .inner
             .tasks
             .borrow()
-            .values()
+            .iter()
             .filter(|t| !t.is_done())
             .cloned()
             .collect();

@@ -203,7 +203,7 @@ impl EventLoop {
         let name: std::borrow::Cow<'static, str> = match item {
             Work::Task(r) => self.step_task(r, started.is_some()),
             Work::Spawned(r) => {
-                self.register_task(r.task_ref());
+                self.register_task(&r);
                 self.step_task(r, started.is_some())
             }
             Work::Callback(cell) => {
@@ -252,14 +252,14 @@ impl EventLoop {
 
     /// Polls a task once; returns its name when `named` (debug mode).
     fn step_task(&self, r: Runnable, named: bool) -> std::borrow::Cow<'static, str> {
-        let id = r.id();
+        let (id, slot) = (r.id(), r.tag());
         let name = if named {
             r.task_ref().name().into()
         } else {
             "".into()
         };
         match r.step() {
-            Step::Finished => self.forget_task(id),
+            Step::Finished => self.forget_task(slot, id),
             Step::Pending => {}
             // Woken during its own poll (e.g. `yield_now`): straight back onto the local queue.
             Step::Woken(r) => self.push_ready(Work::Task(r)),

@@ -57,6 +57,8 @@ pub(crate) struct Header {
     /// Identity of the thread a local task must run on; 0 for a `Send` task.
     pub(crate) owner: usize,
     pub(crate) aux: Mutex<Aux>,
+    /// A word for the scheduler's own use (the event loop keeps its task-table slot here).
+    pub(crate) tag: AtomicUsize,
 }
 
 /// A cheap identity for the current thread, never 0 and never reused by a later thread (a

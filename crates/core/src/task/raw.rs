@@ -60,6 +60,7 @@ where
                 id: TaskId::next(),
                 owner,
                 aux: Mutex::new(Aux::default()),
+                tag: AtomicUsize::new(0),
             },
             schedule,
             stage: std::cell::UnsafeCell::new(Stage::Running(future)),

@@ -118,6 +118,19 @@ impl Runnable {
         self.header().id
     }
 
+    /// The scheduler's word for this task (0 until [`set_tag`](Runnable::set_tag)): room for,
+    /// e.g., the task's index in the runtime's own task table.
+    pub fn tag(&self) -> usize {
+        self.header().tag.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the scheduler's word for this task.
+    pub fn set_tag(&self, tag: usize) {
+        self.header()
+            .tag
+            .store(tag, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A type-erased handle to the task.
     pub fn task_ref(&self) -> TaskRef {
         self.header().ref_inc();

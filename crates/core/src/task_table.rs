@@ -1,0 +1,99 @@
+//! `TaskTable`: the loop's tasks that have not ended, in a slab.
+//!
+//! The loop holds a `TaskRef` to each of its tasks until it ends, so that `all_tasks()` and
+//! `close()` can find them and so that an unfinished future's last reference is never dropped
+//! off the loop's thread. A slot index is stored in the task's tag word, which makes insert and
+//! remove O(1) without hashing.
+
+use crate::task::{Runnable, TaskId, TaskRef};
+
+/// Above this many slots an empty table gives its memory back.
+const KEEP_SLOTS: usize = 1024;
+
+#[derive(Default)]
+pub(crate) struct TaskTable {
+    slots: Vec<Option<TaskRef>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl TaskTable {
+    /// Registers the task of `runnable` and records its slot in the task's tag.
+    pub(crate) fn insert(&mut self, runnable: &Runnable) {
+        let task = Some(runnable.task_ref());
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = task;
+                i
+            }
+            None => {
+                self.slots.push(task);
+                self.slots.len() - 1
+            }
+        };
+        runnable.set_tag(slot);
+        self.len += 1;
+    }
+
+    /// Removes the task `id` registered at `slot`, if it is there.
+    pub(crate) fn remove(&mut self, slot: usize, id: TaskId) -> Option<TaskRef> {
+        let entry = self.slots.get_mut(slot)?;
+        if entry.as_ref().is_none_or(|t| t.id() != id) {
+            return None;
+        }
+        let task = entry.take();
+        self.free.push(slot);
+        self.len -= 1;
+        if self.len == 0 && self.slots.len() > KEEP_SLOTS {
+            self.slots = Vec::new();
+            self.free = Vec::new();
+        }
+        task
+    }
+
+    /// The registered tasks.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &TaskRef> {
+        self.slots.iter().flatten()
+    }
+
+    /// Empties the table.
+    pub(crate) fn take_all(&mut self) -> Vec<TaskRef> {
+        self.free.clear();
+        self.len = 0;
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::spawn;
+
+    fn runnable() -> (Runnable, crate::task::Task<()>) {
+        spawn(async {}, |_r: Runnable| {})
+    }
+
+    #[test]
+    fn slots_are_reused_and_stale_removals_ignored() {
+        let mut table = TaskTable::default();
+        let (a, _ta) = runnable();
+        let (b, _tb) = runnable();
+        table.insert(&a);
+        table.insert(&b);
+        assert_eq!((a.tag(), b.tag()), (0, 1));
+        assert!(table.remove(a.tag(), a.id()).is_some());
+        // A second removal, or one with the wrong id, finds nothing.
+        assert!(table.remove(a.tag(), a.id()).is_none());
+        assert!(table.remove(b.tag(), a.id()).is_none());
+        let (c, _tc) = runnable();
+        table.insert(&c);
+        assert_eq!(c.tag(), 0, "the freed slot is reused");
+        let ids: Vec<_> = table.iter().map(TaskRef::id).collect();
+        assert_eq!(ids, [c.id(), b.id()]);
+        assert_eq!(table.take_all().len(), 2);
+        assert_eq!(table.iter().count(), 0);
+    }
+}
