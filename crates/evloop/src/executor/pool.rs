@@ -54,9 +54,9 @@ struct PoolInner {
 
 /// A bounded pool of threads that runs blocking jobs for a loop: the default executor.
 ///
-/// A cheap `Clone` handle. Get a loop's pool with [`RunInExecutor::default_executor`], or
+/// A cheap `Clone` handle. Get a loop's pool with [`RunInExecutor::default_executor`](super::RunInExecutor::default_executor), or
 /// build one with [`ThreadPool::builder`] and install it with
-/// [`RunInExecutor::set_default_executor`].
+/// [`RunInExecutor::set_default_executor`](super::RunInExecutor::set_default_executor).
 ///
 /// ```
 /// use evloop::RunInExecutor;
