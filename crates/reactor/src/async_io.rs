@@ -141,6 +141,40 @@ impl<T: AsFd> Async<T> {
         poll_with(&self.source, Direction::Write, cx, || op(io))
     }
 
+    /// [`poll_read_with`](Self::poll_read_with) for a byte-stream read of up to `want` bytes
+    /// (`op` returns how many it read).
+    ///
+    /// Where the reactor reports peer closure ([`Source::reports_read_closed`]), a *short*
+    /// read (fewer than `want`, more than 0 bytes) means the receive queue ran dry, so the
+    /// read flag is cleared at once: the next read waits for the next event instead of
+    /// making a `read` that can only return `WouldBlock`. An EOF queued behind the data is
+    /// not missed: it keeps the flag set. `EINTR` is retried.
+    pub fn poll_read_bytes_with(
+        &self,
+        cx: &mut Context<'_>,
+        want: usize,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let io = self.get_ref();
+        let clear_short = self.source.reports_read_closed();
+        poll_bytes(&self.source, Direction::Read, cx, want, clear_short, || {
+            op(io)
+        })
+    }
+
+    /// [`poll_write_with`](Self::poll_write_with) for a byte-stream write of `want` bytes:
+    /// a short write (the send buffer filled up) clears the write flag at once. `EINTR` is
+    /// retried.
+    pub fn poll_write_bytes_with(
+        &self,
+        cx: &mut Context<'_>,
+        want: usize,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let io = self.get_ref();
+        poll_bytes(&self.source, Direction::Write, cx, want, true, || op(io))
+    }
+
     /// [`poll_read_with`](Self::poll_read_with) with `&mut T`.
     pub fn poll_read_with_mut<R>(
         &mut self,
@@ -213,6 +247,31 @@ fn poll_with<R>(
     }
 }
 
+/// The loop of the `*_bytes_with` methods (see `poll_read_bytes_with`).
+fn poll_bytes(
+    source: &Source,
+    dir: Direction,
+    cx: &mut Context<'_>,
+    want: usize,
+    clear_short: bool,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        let tick = ready!(source.poll_ready(dir, cx))?;
+        match op() {
+            Ok(n) => {
+                if clear_short && n > 0 && n < want {
+                    source.clear_ready(dir, tick);
+                }
+                return Poll::Ready(Ok(n));
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => source.clear_ready(dir, tick),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Poll::Ready(Err(err)),
+        }
+    }
+}
+
 impl<T: AsFd> Drop for Async<T> {
     fn drop(&mut self) {
         if let Some(io) = self.io.take() {
@@ -251,7 +310,12 @@ impl<T: AsFd + Read> AsyncRead for Async<T> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::get_mut(self).poll_read_with_mut(cx, |io| io.read(buf))
+        let want = buf.len();
+        let (source, io) = Pin::get_mut(self).split_mut();
+        let clear_short = source.reports_read_closed();
+        poll_bytes(source, Direction::Read, cx, want, clear_short, || {
+            io.read(buf)
+        })
     }
 
     fn poll_read_vectored(
@@ -259,7 +323,12 @@ impl<T: AsFd + Read> AsyncRead for Async<T> {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::get_mut(self).poll_read_with_mut(cx, |io| io.read_vectored(bufs))
+        let want = bufs.iter().map(|b| b.len()).sum();
+        let (source, io) = Pin::get_mut(self).split_mut();
+        let clear_short = source.reports_read_closed();
+        poll_bytes(source, Direction::Read, cx, want, clear_short, || {
+            io.read_vectored(bufs)
+        })
     }
 }
 
@@ -269,7 +338,10 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::get_mut(self).poll_write_with_mut(cx, |io| io.write(buf))
+        let (source, io) = Pin::get_mut(self).split_mut();
+        poll_bytes(source, Direction::Write, cx, buf.len(), true, || {
+            io.write(buf)
+        })
     }
 
     fn poll_write_vectored(
@@ -277,7 +349,11 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::get_mut(self).poll_write_with_mut(cx, |io| io.write_vectored(bufs))
+        let want = bufs.iter().map(|b| b.len()).sum();
+        let (source, io) = Pin::get_mut(self).split_mut();
+        poll_bytes(source, Direction::Write, cx, want, true, || {
+            io.write_vectored(bufs)
+        })
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -299,7 +375,7 @@ where
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_read_with(cx, |mut io| io.read(buf))
+        self.poll_read_bytes_with(cx, buf.len(), |mut io| io.read(buf))
     }
 
     fn poll_read_vectored(
@@ -307,7 +383,8 @@ where
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_read_with(cx, |mut io| io.read_vectored(bufs))
+        let want = bufs.iter().map(|b| b.len()).sum();
+        self.poll_read_bytes_with(cx, want, |mut io| io.read_vectored(bufs))
     }
 }
 
@@ -320,7 +397,7 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_with(cx, |mut io| io.write(buf))
+        self.poll_write_bytes_with(cx, buf.len(), |mut io| io.write(buf))
     }
 
     fn poll_write_vectored(
@@ -328,7 +405,8 @@ where
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_with(cx, |mut io| io.write_vectored(bufs))
+        let want = bufs.iter().map(|b| b.len()).sum();
+        self.poll_write_bytes_with(cx, want, |mut io| io.write_vectored(bufs))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

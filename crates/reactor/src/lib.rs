@@ -111,6 +111,8 @@
 //! ```
 
 mod async_io;
+#[cfg(target_os = "linux")]
+mod epoll_wait;
 mod future;
 mod reactor;
 mod readiness;

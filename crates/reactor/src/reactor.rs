@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
-use polling::{Event, Events, PollMode, Poller};
+#[cfg(not(target_os = "linux"))]
+use polling::Events;
+use polling::{Event, PollMode, Poller};
 
 use crate::slab::Slab;
-use crate::source::{FdHandle, Source, Trigger, lock};
+use crate::source::{FdHandle, Readied, Source, Trigger, lock};
 
 /// Owns a [`polling::Poller`] and the sources registered with it.
 ///
@@ -30,6 +32,9 @@ pub struct Reactor {
 /// The shared state behind a [`Reactor`].
 pub(crate) struct Inner {
     pub(crate) poller: Poller,
+    /// Linux: our own notification eventfd (see `epoll_wait`).
+    #[cfg(target_os = "linux")]
+    notifier: crate::epoll_wait::Notifier,
     /// Registered sources, keyed by their poller key.
     sources: Mutex<Slab<Arc<Source>>>,
     /// Buffers of the (single) waiting thread.
@@ -46,8 +51,13 @@ pub(crate) struct Inner {
 
 /// Reused across waits so that steady-state dispatch does not allocate.
 struct WaitBuffers {
+    #[cfg(not(target_os = "linux"))]
     events: Events,
-    batch: Vec<(Arc<Source>, bool, bool)>,
+    #[cfg(target_os = "linux")]
+    events: crate::epoll_wait::EventBuffer,
+    /// (key, what) of the last wait.
+    ready: Vec<(usize, Readied)>,
+    batch: Vec<(Arc<Source>, Readied)>,
     wake: Vec<Waker>,
 }
 
@@ -68,10 +78,16 @@ impl Reactor {
         }
         Ok(Reactor {
             inner: Arc::new(Inner {
+                #[cfg(target_os = "linux")]
+                notifier: crate::epoll_wait::Notifier::new(&poller)?,
                 poller,
                 sources: Mutex::new(Slab::default()),
                 waiting: Mutex::new(WaitBuffers {
+                    #[cfg(not(target_os = "linux"))]
                     events: Events::new(),
+                    #[cfg(target_os = "linux")]
+                    events: Default::default(),
+                    ready: Vec::new(),
                     batch: Vec::new(),
                     wake: Vec::new(),
                 }),
@@ -155,11 +171,30 @@ impl Reactor {
         let mut buffers = lock(&inner.waiting);
         let WaitBuffers {
             events,
+            ready,
             batch,
             wake,
         } = &mut *buffers;
-        events.clear();
-        let polled = inner.poller.wait(events, timeout);
+        ready.clear();
+        #[cfg(target_os = "linux")]
+        let polled =
+            crate::epoll_wait::wait(&inner.poller, &inner.notifier, events, timeout, ready);
+        #[cfg(not(target_os = "linux"))]
+        let polled = {
+            events.clear();
+            let polled = inner.poller.wait(events, timeout);
+            ready.extend(events.iter().map(|e| {
+                let read_closed = e.is_interrupt();
+                let (readable, writable) = (e.readable, e.writable);
+                let what = Readied {
+                    readable,
+                    writable,
+                    read_closed,
+                };
+                (e.key, what)
+            }));
+            polled.map(drop)
+        };
         // A read-modify-write, so that a `notify` which found the flag already
         // set (and skipped the syscall) happens-before this point: whatever its
         // caller did before notifying is visible once `wait` returns.
@@ -167,21 +202,22 @@ impl Reactor {
         polled?;
         {
             let sources = lock(&inner.sources);
-            batch.extend(events.iter().filter_map(|event| {
-                let source = sources.get(event.key)?;
-                Some((source.clone(), event.readable, event.writable))
+            batch.extend(ready.iter().filter_map(|&(key, what)| {
+                let source = sources.get(key)?;
+                Some((source.clone(), what))
             }));
         }
         let processed = batch.len();
-        for (source, readable, writable) in batch.drain(..) {
+        for (source, what) in batch.drain(..) {
             tracing::trace!(
                 key = source.key(),
                 fd = source.raw_fd(),
-                readable,
-                writable,
+                readable = what.readable,
+                writable = what.writable,
+                read_closed = what.read_closed,
                 "event"
             );
-            source.on_event(inner, readable, writable, wake);
+            source.on_event(inner, what, wake);
         }
         for waker in wake.drain(..) {
             waker.wake();
@@ -201,7 +237,11 @@ impl Reactor {
             return Ok(());
         }
         inner.notify_syscalls.fetch_add(1, Ordering::Relaxed);
-        inner.poller.notify().inspect_err(|_| {
+        #[cfg(target_os = "linux")]
+        let notified = inner.notifier.notify();
+        #[cfg(not(target_os = "linux"))]
+        let notified = inner.poller.notify();
+        notified.inspect_err(|_| {
             // Let the next notify try again.
             inner.notified.store(false, Ordering::Release);
         })
@@ -220,9 +260,12 @@ impl Reactor {
             return self.register(fd);
         }
         let source = self.reserve(fd.as_raw_fd(), (Trigger::Edge, true), FdHandle::External);
+        #[cfg(target_os = "linux")]
+        let added = crate::epoll_wait::add_edge(&self.inner.poller, fd, source.key());
         // SAFETY: the caller keeps `fd` open until `release(source, fd)`, which
         // deletes it from the poller (see `Source::shut`); should `add` fail,
         // the fd was never added.
+        #[cfg(not(target_os = "linux"))]
         let added = unsafe {
             self.inner
                 .poller
@@ -349,6 +392,8 @@ impl Drop for Inner {
         }
         drop(sources);
         wake.into_iter().for_each(Waker::wake);
+        #[cfg(target_os = "linux")]
+        self.notifier.deregister(&self.poller);
     }
 }
 

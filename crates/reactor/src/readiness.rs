@@ -74,9 +74,12 @@ impl Interest {
     }
 }
 
-const READY: u64 = 0b01;
-const CLOSED: u64 = 0b10;
-const TICK_SHIFT: u32 = 2;
+const READY: u64 = 0b001;
+const CLOSED: u64 = 0b010;
+/// Sticky "the peer closed this direction" (EPOLLRDHUP/EPOLLHUP): the flag can no longer be
+/// cleared, because every further read returns at once (EOF or an error).
+const HUP: u64 = 0b100;
+const TICK_SHIFT: u32 = 3;
 
 /// What a look at a [`Readiness`] word found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,14 +111,14 @@ impl Readiness {
     /// Records an event: sets the ready flag and bumps the tick.
     ///
     /// Returns `false` (and changes nothing) if the word is closed.
-    pub(crate) fn set_ready(&self) -> bool {
+    pub(crate) fn set_ready(&self, hup: bool) -> bool {
         self.0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
                 if word & CLOSED != 0 {
                     None
                 } else {
                     let tick = (word >> TICK_SHIFT).wrapping_add(1);
-                    Some((tick << TICK_SHIFT) | READY)
+                    Some((tick << TICK_SHIFT) | READY | (word & HUP) | if hup { HUP } else { 0 })
                 }
             })
             .is_ok()
@@ -178,9 +181,9 @@ mod tests {
     #[test]
     fn event_bumps_tick_and_sets_ready() {
         let r = Readiness::new(false);
-        assert!(r.set_ready());
+        assert!(r.set_ready(false));
         assert_eq!(r.check(), Check::Ready(1));
-        assert!(r.set_ready());
+        assert!(r.set_ready(false));
         assert_eq!(r.check(), Check::Ready(2));
     }
 
@@ -191,7 +194,7 @@ mod tests {
             panic!("fresh word should be ready");
         };
         // An event lands between the failed operation and the clear.
-        assert!(r.set_ready());
+        assert!(r.set_ready(false));
         assert!(!r.clear(tick));
         assert_eq!(r.check(), Check::Ready(tick + 1));
         // The fresh tick clears.
@@ -206,7 +209,7 @@ mod tests {
         assert!(!r.close());
         assert!(r.is_closed());
         assert_eq!(r.check(), Check::Closed);
-        assert!(!r.set_ready());
+        assert!(!r.set_ready(false));
         assert!(!r.clear(0));
         assert_eq!(r.check(), Check::Closed);
     }
@@ -215,7 +218,7 @@ mod tests {
     fn tick_wraps_without_touching_flags() {
         let r = Readiness(AtomicU64::new(!CLOSED));
         assert_eq!(r.check(), Check::Ready(u64::MAX >> TICK_SHIFT));
-        assert!(r.set_ready());
+        assert!(r.set_ready(false));
         assert_eq!(r.check(), Check::Ready(0));
     }
 
@@ -241,7 +244,7 @@ mod tests {
                 let r = r.clone();
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        r.set_ready();
+                        r.set_ready(false);
                     }
                 })
             })
@@ -250,5 +253,20 @@ mod tests {
             t.join().expect("event thread panicked");
         }
         assert_eq!(r.check(), Check::Ready(200));
+    }
+
+    #[test]
+    fn hup_makes_the_flag_sticky() {
+        let r = Readiness::new(false);
+        assert!(r.set_ready(true));
+        let Check::Ready(tick) = r.check() else {
+            panic!("not ready")
+        };
+        assert!(!r.clear(tick), "a hung-up direction stays ready");
+        assert!(r.set_ready(false));
+        let Check::Ready(tick) = r.check() else {
+            panic!("not ready")
+        };
+        assert!(!r.clear(tick), "HUP survives later events");
     }
 }

@@ -12,6 +12,15 @@ use crate::future::{Readable, Writable};
 use crate::reactor::Inner;
 use crate::readiness::{Check, Direction, Interest, Readiness};
 
+/// One readiness report from the poller.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Readied {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// EPOLLRDHUP / EPOLLHUP: the peer will send nothing more.
+    pub(crate) read_closed: bool,
+}
+
 /// How the poller reports this source, and so how the reactor keeps its
 /// kernel-side interest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +113,17 @@ impl Source {
     /// fd (the reactor itself watches a duplicate of it).
     pub fn raw_fd(&self) -> RawFd {
         self.raw_fd
+    }
+
+    /// Does the reactor report the peer closing its side of this source (EPOLLRDHUP / HUP)?
+    ///
+    /// If so, once that happened the read flag can no longer be cleared, so a reader may clear
+    /// read readiness right after a *short* read of a byte stream (fewer bytes than asked
+    /// for: the receive queue was empty at that moment) without ever missing the EOF that
+    /// followed the data — which saves the `WouldBlock` read that would otherwise end each
+    /// burst. True for edge-triggered sources on Linux.
+    pub fn reports_read_closed(&self) -> bool {
+        cfg!(target_os = "linux") && self.trigger == Trigger::Edge
     }
 
     /// Has the source been deregistered, or its reactor dropped?
@@ -213,14 +233,8 @@ impl Source {
     /// Records an event from the poller: sets the reported directions ready,
     /// moves their wakers into `wake` (to be woken once no lock is held), and
     /// keeps the kernel-side interest in step for non-edge sources.
-    pub(crate) fn on_event(
-        &self,
-        reactor: &Inner,
-        readable: bool,
-        writable: bool,
-        wake: &mut Vec<Waker>,
-    ) {
-        let Some((mut state, unwanted)) = self.dispatch(readable, writable, wake) else {
+    pub(crate) fn on_event(&self, reactor: &Inner, event: Readied, wake: &mut Vec<Waker>) {
+        let Some((mut state, unwanted)) = self.dispatch(event, wake) else {
             return;
         };
         let want = match self.trigger {
@@ -254,13 +268,16 @@ impl Source {
     /// reported directions that had no waiter, or `None` if the source is closed.
     fn dispatch(
         &self,
-        readable: bool,
-        writable: bool,
+        event: Readied,
         wake: &mut Vec<Waker>,
     ) -> Option<(MutexGuard<'_, State>, Interest)> {
-        let hits = [(Direction::Read, readable), (Direction::Write, writable)];
+        let hits = [
+            (Direction::Read, event.readable),
+            (Direction::Write, event.writable),
+        ];
         for (dir, hit) in hits {
-            if hit && !self.readiness[dir.index()].set_ready() {
+            let hup = dir == Direction::Read && event.read_closed;
+            if hit && !self.readiness[dir.index()].set_ready(hup) {
                 return None; // closed: its waiters were woken when it was.
             }
         }
@@ -346,6 +363,10 @@ impl Source {
                 "source does not own its file descriptor",
             ));
         };
+        #[cfg(target_os = "linux")]
+        if self.trigger == Trigger::Edge {
+            return crate::epoll_wait::add_edge(poller, fd.as_fd(), self.key);
+        }
         // SAFETY: polling requires the fd to be deleted from the poller before
         // it is closed. `fd` is this source's own duplicate: it is only closed
         // when `shut` takes it out of `state.fd`, and `shut` deletes it from
@@ -411,7 +432,12 @@ impl Source {
     #[cfg(test)]
     pub(crate) fn fire(&self, readable: bool, writable: bool) -> usize {
         let mut wake = Vec::new();
-        drop(self.dispatch(readable, writable, &mut wake));
+        let what = Readied {
+            readable,
+            writable,
+            read_closed: false,
+        };
+        drop(self.dispatch(what, &mut wake));
         let woken = wake.len();
         wake.into_iter().for_each(Waker::wake);
         woken

@@ -53,7 +53,7 @@ pub mod unix;
 
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use evloop_core::EventLoop;
 use evloop_reactor::{Async, Direction, Reactor};
@@ -96,36 +96,21 @@ pub(crate) fn send_vectored<T: AsFd>(io: &T, bufs: &[IoSlice<'_>]) -> io::Result
     socket2::SockRef::from(io).send_vectored_with_flags(bufs, SEND_FLAGS)
 }
 
-/// The try-first readiness loop for *stream* sockets, with one refinement over
-/// [`Async::poll_write_with`]: a write that moved some but fewer than `want` bytes has filled
-/// the socket's send buffer, so the write flag is cleared right away instead of after one
-/// more `send` that would return `WouldBlock` (the kernel flags the socket "no space" and
-/// reports the next writability as a new edge; the tick check keeps an event that raced with
-/// the clear). Reads get no such shortcut: a short read does not prove that no EOF is queued
-/// behind the data, and the EOF's edge may already have been consumed, so reads go on until
-/// `WouldBlock` (or 0). `EINTR` is retried.
+/// The try-first readiness loop for *stream* sockets: the reactor's
+/// [`Async::poll_read_bytes_with`] / [`Async::poll_write_bytes_with`], which clear readiness
+/// right after a short write (send buffer full) or a short read (receive queue empty; safe
+/// because the reactor reports the peer's FIN as a sticky read-closed flag), saving the
+/// `WouldBlock` call that would otherwise end each burst. `EINTR` is retried.
 pub(crate) fn poll_stream_op<T: AsFd>(
     io: &Async<T>,
     dir: Direction,
     cx: &mut Context<'_>,
     want: usize,
-    mut op: impl FnMut(&T) -> io::Result<usize>,
+    op: impl FnMut(&T) -> io::Result<usize>,
 ) -> Poll<io::Result<usize>> {
-    let source = io.source();
-    let inner = io.get_ref();
-    loop {
-        let tick = ready!(source.poll_ready(dir, cx))?;
-        match op(inner) {
-            Ok(n) => {
-                if dir == Direction::Write && n > 0 && n < want {
-                    source.clear_ready(dir, tick);
-                }
-                return Poll::Ready(Ok(n));
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => source.clear_ready(dir, tick),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Poll::Ready(Err(err)),
-        }
+    match dir {
+        Direction::Read => io.poll_read_bytes_with(cx, want, op),
+        Direction::Write => io.poll_write_bytes_with(cx, want, op),
     }
 }
 
