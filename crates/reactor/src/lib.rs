@@ -42,6 +42,21 @@
 //! stays set and step 1 lets the operation retry at once: that edge is not
 //! lost. [`Async::poll_read_with`] and friends implement exactly this loop.
 //!
+//! For byte streams, [`Async::poll_read_bytes_with`] / [`Async::poll_write_bytes_with`]
+//! (and `Async`'s `AsyncRead`/`AsyncWrite`) also clear after a *short* operation (the
+//! queue ran dry / the send buffer filled), saving the `WouldBlock` call. For reads this is
+//! only done where the reactor reports the peer's close (EPOLLRDHUP/HUP) as a sticky bit
+//! that `clear_ready` cannot clear ([`Source::reports_read_closed`]), so an EOF that came
+//! with the data is never lost.
+//!
+//! # Linux
+//!
+//! `polling` registers and deletes fds, but on Linux the reactor waits itself, with one
+//! `epoll_pwait` on the poller's epoll fd (timeouts rounded up to milliseconds), and
+//! notifies through its own eventfd: `polling`'s wait re-arms a timerfd and a notifier
+//! around every `epoll_pwait`, five syscalls per wait. Edge-triggered sources are added with
+//! `EPOLLRDHUP`, which `polling` has no way to ask for.
+//!
 //! # Closing
 //!
 //! [`Reactor::deregister`] (and dropping an [`Async`], or the last
