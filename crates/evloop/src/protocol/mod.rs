@@ -106,6 +106,7 @@
 //! Datagram endpoints (asyncio's `create_datagram_endpoint`) are not provided yet; use
 //! [`net::UdpSocket`](crate::net::UdpSocket).
 
+mod conn;
 mod driver;
 mod server;
 mod transport;
@@ -120,9 +121,9 @@ use crate::net::{ListenOptions, TcpListener, TcpStream, ToSocketAddrs, UnixStrea
 pub use server::Server;
 pub use transport::Transport;
 
+use conn::{Conn, StreamIo};
 use driver::Registry;
 use server::{Factory, ListenIo};
-use transport::{Conn, StreamIo};
 
 /// asyncio's `Protocol`: the callbacks of one stream connection.
 ///

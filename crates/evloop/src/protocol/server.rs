@@ -16,8 +16,8 @@ use evloop_core::TimerHandle;
 use evloop_reactor::Async;
 
 use super::Protocol;
+use super::conn::{Conn, StreamIo};
 use super::driver::{Entry, Notifier, Registry, report_error, report_panic, waker};
-use super::transport::{Conn, StreamIo};
 
 /// Accepts per readiness event before other connections get their turn.
 const ACCEPTS_PER_WAKE: usize = 64;
