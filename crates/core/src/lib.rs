@@ -29,6 +29,7 @@ mod event_loop;
 mod exception;
 mod handle;
 mod loop_handle;
+mod quad_heap;
 mod running;
 mod sleep;
 pub mod task;

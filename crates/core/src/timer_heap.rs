@@ -1,6 +1,6 @@
 //! `TimerHeap`: pending timers in deadline order, ties in scheduling order.
 //!
-//! A binary heap with lazy removal, as asyncio does it: cancelling only marks the entry (O(1))
+//! A heap (a 4-ary one, `QuadHeap`) with lazy removal, as asyncio does it: cancelling only marks the entry (O(1))
 //! and drops its callback; cancelled entries are skipped when they reach the top, and the heap
 //! is rebuilt without them once they are more than half of it. Scheduling is O(log n).
 //!
@@ -10,13 +10,13 @@
 
 use std::cell::Cell;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::Instant;
 
+use crate::quad_heap::QuadHeap;
 use crate::task::lock;
 
 /// What a callback timer does when it fires.
@@ -160,15 +160,17 @@ pub(crate) enum Due {
     Sleep(Arc<SleepState>),
 }
 
+/// A heap entry: 32 bytes (the deadline as nanoseconds since the heap's epoch), so that more
+/// of a large heap stays in cache.
 struct Entry {
-    when: Instant,
+    when: u64,
     seq: u64,
     timer: Timer,
 }
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Entry) -> bool {
-        self.when == other.when && self.seq == other.seq
+        (self.when, self.seq) == (other.when, other.seq)
     }
 }
 impl Eq for Entry {}
@@ -179,20 +181,38 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Entry) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap and we want the earliest deadline on top.
-        (other.when, other.seq).cmp(&(self.when, self.seq))
+        (self.when, self.seq).cmp(&(other.when, other.seq))
     }
 }
 
 /// The loop's pending timers.
-#[derive(Default)]
 pub(crate) struct TimerHeap {
-    heap: BinaryHeap<Entry>,
+    heap: QuadHeap<Entry>,
+    /// Deadlines are stored as nanoseconds since this instant (a year before the heap was
+    /// made, where the clock allows, so that deadlines in the past keep their order).
+    epoch: Instant,
     seq: u64,
     /// Cancelled callback entries still in the heap.
     cancelled: Rc<Cell<usize>>,
     /// Cancelled sleep entries still in the heap (incremented by `Sleep` drops, any thread).
     sleeps_cancelled: Arc<AtomicUsize>,
+}
+
+impl Default for TimerHeap {
+    fn default() -> TimerHeap {
+        let now = Instant::now();
+        let epoch = [86_400 * 365, 86_400, 60]
+            .into_iter()
+            .find_map(|secs| now.checked_sub(std::time::Duration::from_secs(secs)))
+            .unwrap_or(now);
+        TimerHeap {
+            heap: QuadHeap::default(),
+            epoch,
+            seq: 0,
+            cancelled: Rc::default(),
+            sleeps_cancelled: Arc::default(),
+        }
+    }
 }
 
 /// Below this many cancelled entries the heap is never rebuilt.
@@ -213,8 +233,18 @@ impl TimerHeap {
         self.sleeps_cancelled.clone()
     }
 
+    fn key(&self, when: Instant) -> u64 {
+        let nanos = when.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX)
+    }
+
+    fn instant(&self, key: u64) -> Instant {
+        self.epoch + std::time::Duration::from_nanos(key)
+    }
+
     fn push_entry(&mut self, when: Instant, timer: Timer) {
         self.seq += 1;
+        let when = self.key(when);
         self.heap.push(Entry {
             when,
             seq: self.seq,
@@ -297,13 +327,13 @@ impl TimerHeap {
     /// The earliest pending deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         self.skip_cancelled();
-        self.heap.peek().map(|e| e.when)
+        self.heap.peek().map(|e| self.instant(e.when))
     }
 
     /// The next timer due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Due> {
         self.skip_cancelled();
-        if self.heap.peek()?.when > now {
+        if self.heap.peek()?.when > self.key(now) {
             return None;
         }
         match self.heap.pop()?.timer {
@@ -337,7 +367,7 @@ impl TimerHeap {
     /// borrow. Sleeps are marked cancelled (their futures then complete at once): call
     /// [`SleepState::wake`] on the returned ones, outside the borrow too.
     pub(crate) fn take_all(&mut self) -> (Vec<TimerAction>, Vec<Arc<SleepState>>) {
-        let entries = std::mem::take(&mut self.heap);
+        let entries = self.heap.take();
         self.cancelled.set(0);
         self.sleeps_cancelled.store(0, AtomicOrdering::Relaxed);
         let mut actions = Vec::new();
