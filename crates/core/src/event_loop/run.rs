@@ -39,6 +39,9 @@ impl Wake for MainWaker {
 /// iterations (as tokio's `event_interval`); an idle loop blocks in it every iteration.
 pub(crate) const EVENT_INTERVAL: u32 = 61;
 
+/// Ready-queue capacity kept however idle the loop gets.
+const READY_QUEUE_KEEP: usize = 4096;
+
 impl EventLoop {
     /// Runs until [`stop`](EventLoop::stop) is called.
     ///
@@ -195,6 +198,12 @@ impl EventLoop {
             let Some(item) = item else { break };
             self.run_item(item, main);
         }
+        // After a burst (say 10^6 spawns) give the queue's memory back once it has drained.
+        let mut ready = inner.ready.borrow_mut();
+        if ready.capacity() > READY_QUEUE_KEEP && ready.len() < ready.capacity() / 8 {
+            let keep = (ready.len() * 2).max(READY_QUEUE_KEEP);
+            ready.shrink_to(keep);
+        }
         Ok(())
     }
 
@@ -274,5 +283,25 @@ impl EventLoop {
                 ExceptionContext::new(format!("Exception in callback {name}")).with_panic(payload),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // the loop waits in epoll
+    fn the_ready_queue_gives_memory_back_after_a_burst() -> Result<(), Error> {
+        let lp = EventLoop::new()?;
+        for _ in 0..100_000 {
+            lp.call_soon(|| {});
+        }
+        assert!(lp.inner.ready.borrow().capacity() >= 100_000);
+        lp.stop();
+        lp.run_forever()?;
+        let capacity = lp.inner.ready.borrow().capacity();
+        assert!(capacity <= 2 * READY_QUEUE_KEEP, "kept {capacity} slots");
+        Ok(())
     }
 }
