@@ -209,6 +209,7 @@ impl EventLoop {
             shared: self.inner.shared.clone(),
         };
         let (runnable, task) = task::spawn_local(fut, scheduler);
+        tracing::trace!(task = runnable.id().as_u64(), "task created");
         if self.is_closed() {
             drop(runnable);
         } else {

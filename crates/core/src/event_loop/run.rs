@@ -117,6 +117,7 @@ impl EventLoop {
     /// run), then `run_forever`/`run_until_complete` return. Called while the loop is not
     /// running, the next run does one iteration.
     pub fn stop(&self) {
+        tracing::trace!("stop requested");
         self.inner.shared.stopping.store(true, Ordering::Release);
     }
 
@@ -193,6 +194,7 @@ impl EventLoop {
         }
 
         let ntodo = inner.ready.borrow().len();
+        tracing::trace!(ready = ntodo, ?timeout, "iteration");
         for _ in 0..ntodo {
             let item = inner.ready.borrow_mut().pop_front();
             let Some(item) = item else { break };
@@ -268,7 +270,10 @@ impl EventLoop {
             "".into()
         };
         match r.step() {
-            Step::Finished => self.forget_task(slot, id),
+            Step::Finished => {
+                tracing::trace!(task = id.as_u64(), "task finished");
+                self.forget_task(slot, id);
+            }
             Step::Pending => {}
             // Woken during its own poll (e.g. `yield_now`): straight back onto the local queue.
             Step::Woken(r) => self.push_ready(Work::Task(r)),
