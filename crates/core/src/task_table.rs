@@ -31,12 +31,15 @@ impl TaskTable {
                 self.slots.len() - 1
             }
         };
-        runnable.set_tag(slot);
+        // 2^32 live tasks would not fit in memory; should it happen, the slot is simply never
+        // matched on removal (the table keeps that task until `take_all`).
+        runnable.set_tag(u32::try_from(slot).unwrap_or(u32::MAX));
         self.len += 1;
     }
 
     /// Removes the task `id` registered at `slot`, if it is there.
-    pub(crate) fn remove(&mut self, slot: usize, id: TaskId) -> Option<TaskRef> {
+    pub(crate) fn remove(&mut self, slot: u32, id: TaskId) -> Option<TaskRef> {
+        let slot = usize::try_from(slot).ok()?;
         let entry = self.slots.get_mut(slot)?;
         if entry.as_ref().is_none_or(|t| t.id() != id) {
             return None;

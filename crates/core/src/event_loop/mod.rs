@@ -223,7 +223,7 @@ impl EventLoop {
         self.inner.tasks.borrow_mut().insert(runnable);
     }
 
-    pub(crate) fn forget_task(&self, slot: usize, id: TaskId) {
+    pub(crate) fn forget_task(&self, slot: u32, id: TaskId) {
         let removed = self.inner.tasks.borrow_mut().remove(slot, id);
         drop(removed);
     }

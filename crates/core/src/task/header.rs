@@ -8,7 +8,7 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::id::TaskId;
@@ -55,18 +55,20 @@ pub(crate) struct Header {
     pub(crate) vtable: &'static TaskVTable,
     pub(crate) id: TaskId,
     /// Identity of the thread a local task must run on; 0 for a `Send` task.
-    pub(crate) owner: usize,
+    pub(crate) owner: u32,
     pub(crate) aux: Mutex<Aux>,
     /// A word for the scheduler's own use (the event loop keeps its task-table slot here).
-    pub(crate) tag: AtomicUsize,
+    pub(crate) tag: AtomicU32,
 }
 
 /// A cheap identity for the current thread, never 0 and never reused by a later thread (a
 /// thread-local's address would be: the next thread often gets the exited one's TLS block).
-pub(crate) fn thread_mark() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(1);
+/// 32 bits (it lives in every task header); a process that gives marks to 2^32 threads
+/// aborts rather than reuse one.
+pub(crate) fn thread_mark() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
     // `const`-initialised and without a destructor, so it is usable even during TLS teardown.
-    thread_local!(static MARK: Cell<usize> = const { Cell::new(0) });
+    thread_local!(static MARK: Cell<u32> = const { Cell::new(0) });
     MARK.with(|m| {
         if m.get() == 0 {
             let mark = NEXT.fetch_add(1, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use super::header::{self, Aux, Header, TaskVTable, drop_ref};
@@ -52,7 +52,7 @@ where
 
     /// Allocates a task: scheduled (one reference for the runnable) with a live handle (one
     /// reference for the `Task`).
-    pub(crate) fn allocate(future: F, schedule: S, owner: usize) -> NonNull<Header> {
+    pub(crate) fn allocate(future: F, schedule: S, owner: u32) -> NonNull<Header> {
         let cell = Box::new(TaskCell {
             header: Header {
                 state: AtomicUsize::new(SCHEDULED | HANDLE | (2 * REFERENCE)),
@@ -60,7 +60,7 @@ where
                 id: TaskId::next(),
                 owner,
                 aux: Mutex::new(Aux::default()),
-                tag: AtomicUsize::new(0),
+                tag: AtomicU32::new(0),
             },
             schedule,
             stage: std::cell::UnsafeCell::new(Stage::Running(future)),

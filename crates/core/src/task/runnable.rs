@@ -120,12 +120,12 @@ impl Runnable {
 
     /// The scheduler's word for this task (0 until [`set_tag`](Runnable::set_tag)): room for,
     /// e.g., the task's index in the runtime's own task table.
-    pub fn tag(&self) -> usize {
+    pub fn tag(&self) -> u32 {
         self.header().tag.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sets the scheduler's word for this task.
-    pub fn set_tag(&self, tag: usize) {
+    pub fn set_tag(&self, tag: u32) {
         self.header()
             .tag
             .store(tag, std::sync::atomic::Ordering::Relaxed)
