@@ -101,6 +101,16 @@ impl Future for Sleep {
     }
 }
 
+/// Terminated once the timer fired (or its loop closed): polling again returns `Ready` at
+/// once, but `select!`-style combinators can skip it.
+impl futures_core::FusedFuture for Sleep {
+    fn is_terminated(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| s.has_fired() || s.is_cancelled())
+    }
+}
+
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(state) = &self.state {

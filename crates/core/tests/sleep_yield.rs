@@ -150,3 +150,14 @@ fn yield_now_lets_a_callback_run_in_between() {
     assert!(!before);
     assert!(after);
 }
+
+#[test]
+fn a_sleep_is_terminated_once_it_fired() {
+    use futures_core::FusedFuture;
+    let lp = EventLoop::new().unwrap();
+    let mut sleep = Box::pin(evloop_core::sleep(&lp, Duration::from_millis(1)));
+    assert!(!sleep.is_terminated());
+    lp.run_until_complete(sleep.as_mut()).unwrap();
+    assert!(sleep.is_terminated());
+    lp.close().unwrap();
+}

@@ -165,6 +165,13 @@ impl<T> Future for Task<T> {
     }
 }
 
+/// A `Task` is terminated once it has returned its output (so `futures::select!` skips it).
+impl<T> futures_core::FusedFuture for Task<T> {
+    fn is_terminated(&self) -> bool {
+        self.header().state() & CLOSED != 0
+    }
+}
+
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         let header = self.header();

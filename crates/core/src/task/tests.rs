@@ -1566,3 +1566,18 @@ fn spawn_local_runnable_dropped_on_its_thread_drops_the_future() {
     assert_eq!(DROPS.load(SeqCst), 1);
     expect_cancelled(&mut task);
 }
+
+#[test]
+fn a_task_is_terminated_once_its_output_was_taken() {
+    use futures_core::FusedFuture;
+    let (runnable, mut task) = spawn(async { 5 }, |_r: Runnable| {});
+    assert!(!task.is_terminated());
+    runnable.run();
+    assert!(!task.is_terminated(), "done, but the output is still there");
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(
+        Pin::new(&mut task).poll(&mut cx),
+        Poll::Ready(Ok(5))
+    ));
+    assert!(task.is_terminated());
+}
