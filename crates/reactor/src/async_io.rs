@@ -41,17 +41,15 @@ impl<T: AsFd> Async<T> {
     /// Sets `io` non-blocking (`O_NONBLOCK`) and registers it with `reactor`.
     pub fn new(io: T, reactor: &Reactor) -> io::Result<Async<T>> {
         set_nonblocking(io.as_fd())?;
-        // SAFETY: `register_external` needs the fd open until `release` is
-        // called with the returned source and that fd. `io` moves into the
-        // returned `Async` right below and stays there; both `Drop` and
-        // `into_inner` call `release(source, io.as_fd())` before `io` is
-        // dropped or handed back. (If a caller swaps the inner object out
-        // through `get_mut` despite its docs, the old fd is closed while
-        // registered. The Unix pollers keep no pointers derived from the fd,
-        // so this is no memory-safety issue: at worst a stale kernel
-        // registration delivers spurious readiness, which callers tolerate by
-        // retrying the operation, and `release` sees the fd number changed and
-        // does not delete the new fd.)
+        // (If a caller swaps the inner object out through `get_mut` despite
+        // its docs, the old fd is closed while registered. The Unix pollers
+        // keep no pointers derived from the fd, so this is no memory-safety
+        // issue: at worst a stale kernel registration delivers spurious
+        // readiness, which callers tolerate by retrying the operation, and
+        // `release` sees the fd number changed and does not delete the new fd.)
+        // SAFETY: `register_external` needs the fd open until `release(source, fd)`:
+        // `io` moves into the returned `Async` right below, and both `Drop` and
+        // `into_inner` release it before `io` is dropped or handed back.
         let source = unsafe { reactor.register_external(io.as_fd())? };
         Ok(Async {
             source,

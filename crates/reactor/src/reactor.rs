@@ -262,10 +262,10 @@ impl Reactor {
         let source = self.reserve(fd.as_raw_fd(), (Trigger::Edge, true), FdHandle::External);
         #[cfg(target_os = "linux")]
         let added = crate::epoll_wait::add_edge(&self.inner.poller, fd, source.key());
+        #[cfg(not(target_os = "linux"))]
         // SAFETY: the caller keeps `fd` open until `release(source, fd)`, which
         // deletes it from the poller (see `Source::shut`); should `add` fail,
         // the fd was never added.
-        #[cfg(not(target_os = "linux"))]
         let added = unsafe {
             self.inner
                 .poller

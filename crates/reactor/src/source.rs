@@ -367,14 +367,15 @@ impl Source {
         if self.trigger == Trigger::Edge {
             return crate::epoll_wait::add_edge(poller, fd.as_fd(), self.key);
         }
-        // SAFETY: polling requires the fd to be deleted from the poller before
-        // it is closed. `fd` is this source's own duplicate: it is only closed
-        // when `shut` takes it out of `state.fd`, and `shut` deletes it from
-        // the poller first. Every registered source is shut before it can be
+        // polling requires the fd to be deleted from the poller before it is
+        // closed. `fd` is this source's own duplicate: it is only closed when
+        // `shut` takes it out of `state.fd`, and `shut` deletes it from the
+        // poller first. Every registered source is shut before it can be
         // dropped: it stays in its reactor's slab until `Reactor::deregister`
         // / `Async` release shuts it, or until the reactor's `Drop` shuts all
-        // of them (before the poller itself is dropped). If `add` fails below,
-        // the fd was never added and the caller drops the source.
+        // of them (before the poller itself is dropped).
+        // SAFETY: as argued above, the duplicate is deleted before it is closed;
+        // if `add` fails, the fd was never added and the caller drops the source.
         unsafe { poller.add_with_mode(fd, event, mode) }
     }
 

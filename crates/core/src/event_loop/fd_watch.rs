@@ -96,10 +96,10 @@ impl EventLoop {
             let mut guard = self.inner.fds.borrow_mut();
             let fds = &mut *guard;
             if !fds.map.contains_key(&fd) {
+                // The borrow lasts only for the registration call, which duplicates the fd
+                // (the reactor watches and later closes its own copy).
                 // SAFETY: `fd` is not negative (checked above), so it is a valid `BorrowedFd`
-                // value; it is only borrowed for the duration of the registration call,
-                // which duplicates it (the reactor watches and later closes its own copy); the
-                // caller keeps `fd` open during the call (asyncio's add_reader contract).
+                // value, and the caller keeps it open during the call (add_reader's contract).
                 let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
                 let source = self.reactor().register_level(borrowed)?;
                 fds.generation += 1;
