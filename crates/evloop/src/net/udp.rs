@@ -36,6 +36,10 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
+    pub(crate) fn into_async(self) -> Async<std::net::UdpSocket> {
+        self.io
+    }
+
     /// Binds to `addr` (each resolved address in turn) on the running loop.
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         let reactor = running_reactor()?;

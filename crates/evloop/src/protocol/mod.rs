@@ -5,7 +5,9 @@
 //! [`Transport`] is its handle on the connection (`write`, `close`, `pause_reading`, …).
 //! [`create_server`] accepts connections, making one protocol per connection with a factory;
 //! [`create_connection`] connects one. Unix-domain sockets: [`create_unix_server`],
-//! [`create_unix_connection`].
+//! [`create_unix_connection`]. UDP: [`create_datagram_endpoint`] with a
+//! [`DatagramProtocol`] (`datagram_received`, `error_received`) and a [`DatagramTransport`]
+//! (`sendto`, `close`, `abort`).
 //!
 //! # How it runs
 //!
@@ -107,6 +109,7 @@
 //! [`net::UdpSocket`](crate::net::UdpSocket).
 
 mod conn;
+mod datagram;
 mod driver;
 mod server;
 mod transport;
@@ -116,8 +119,9 @@ use std::io;
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::net::{ListenOptions, TcpListener, TcpStream, ToSocketAddrs, UnixStream};
+use crate::net::{ListenOptions, TcpListener, TcpStream, ToSocketAddrs, UdpSocket, UnixStream};
 
+pub use datagram::{DatagramProtocol, DatagramTransport};
 pub use server::Server;
 pub use transport::Transport;
 
@@ -264,4 +268,66 @@ fn connect_with<P: Protocol>(
     let protocol = Rc::new(RefCell::new(factory()));
     let conn = Conn::start(&reg, io, protocol.clone(), None, false);
     Ok((Transport { conn }, protocol))
+}
+
+/// Opens a UDP endpoint (asyncio's `loop.create_datagram_endpoint`): binds to `local_addr`
+/// (`"0.0.0.0:0"` for a client), connects to `remote_addr` if given (then
+/// [`DatagramTransport::sendto`] with `None` sends there and only its datagrams are received),
+/// and runs it with the protocol made by `factory`. When this returns, `connection_made` has
+/// been called.
+///
+/// ```
+/// use std::{cell::RefCell, io, net::SocketAddr, rc::Rc};
+/// use evloop::protocol::{create_datagram_endpoint, DatagramProtocol, DatagramTransport};
+///
+/// /// Echoes every datagram back to its sender.
+/// struct Echo(Option<DatagramTransport>);
+/// impl DatagramProtocol for Echo {
+///     fn connection_made(&mut self, t: DatagramTransport) { self.0 = Some(t); }
+///     fn datagram_received(&mut self, data: &[u8], addr: SocketAddr) {
+///         if let Some(t) = &self.0 { t.sendto(data, Some(addr)); }
+///     }
+///     fn connection_lost(&mut self, _: Option<io::Error>) {}
+/// }
+///
+/// evloop::run(async {
+///     let (server, _) = create_datagram_endpoint(|| Echo(None), "127.0.0.1:0", None).await?;
+///     let client = evloop::net::UdpSocket::bind("127.0.0.1:0").await?;
+///     client.send_to(b"ping", server.local_addr()?).await?;
+///     let mut buf = [0; 16];
+///     let (n, _) = client.recv_from(&mut buf).await?;
+///     assert_eq!(&buf[..n], b"ping");
+///     server.close();
+///     io::Result::Ok(())
+/// })??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub async fn create_datagram_endpoint<P, F, A>(
+    factory: F,
+    local_addr: A,
+    remote_addr: Option<std::net::SocketAddr>,
+) -> io::Result<(DatagramTransport, Rc<RefCell<P>>)>
+where
+    P: DatagramProtocol,
+    F: FnOnce() -> P,
+    A: ToSocketAddrs,
+{
+    let socket = UdpSocket::bind(local_addr).await?;
+    if let Some(remote) = remote_addr {
+        socket.connect(remote).await?;
+    }
+    create_datagram_endpoint_on(factory, socket)
+}
+
+/// Runs a UDP endpoint on an already bound (maybe connected) socket (asyncio's
+/// `create_datagram_endpoint(sock=...)`).
+pub fn create_datagram_endpoint_on<P, F>(
+    factory: F,
+    socket: UdpSocket,
+) -> io::Result<(DatagramTransport, Rc<RefCell<P>>)>
+where
+    P: DatagramProtocol,
+    F: FnOnce() -> P,
+{
+    datagram::start(socket.into_async(), factory())
 }
