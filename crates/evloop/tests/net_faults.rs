@@ -228,3 +228,18 @@ fn sockets_outside_a_running_loop_are_errors() {
             .expect("no loop"),
     );
 }
+
+#[test]
+fn a_socket_kept_past_its_run_fails_in_the_next_run_instead_of_hanging() {
+    // The listener's loop is closed when the first run() returns.
+    let listener = evloop::run(async { evloop::net::TcpListener::bind("127.0.0.1:0").await })
+        .expect("run")
+        .expect("bind");
+    let outcome = evloop::run(async {
+        evloop::timeout(std::time::Duration::from_secs(10), listener.accept()).await
+    })
+    .expect("run");
+    let accepted = outcome.expect("an error, not a hang");
+    let err = accepted.expect_err("its loop is closed");
+    assert!(err.to_string().contains("deregistered"), "{err}");
+}

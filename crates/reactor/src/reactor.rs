@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     waiting: Mutex<WaitBuffers>,
     /// Set by the `notify` that wakes the poller; cleared when `wait` returns.
     notified: AtomicBool,
+    /// [`Reactor::close`] was called: registrations fail.
+    closed: AtomicBool,
     edge: bool,
     level: bool,
     /// `Poller::notify` calls made (test statistics).
@@ -92,6 +94,7 @@ impl Reactor {
                     wake: Vec::new(),
                 }),
                 notified: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
                 edge,
                 level,
                 notify_syscalls: AtomicUsize::new(0),
@@ -156,6 +159,39 @@ impl Reactor {
     /// poller fails to delete the fd (the source is closed regardless).
     pub fn deregister(&self, source: &Source) -> io::Result<()> {
         self.remove(source, None)
+    }
+
+    /// Closes the reactor: every registered source is closed (its waiters are woken and their
+    /// next poll returns an error) and later registrations fail. Idempotent.
+    ///
+    /// An event loop closes its reactor when it closes, so that an I/O object that outlives
+    /// its loop (say, a socket made in one `evloop::run` and used in the next) reports an
+    /// error instead of waiting forever for readiness nobody will deliver.
+    pub fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let sources: Vec<Arc<Source>> = lock(&self.inner.sources).values().cloned().collect();
+        for source in sources {
+            if let Err(err) = self.remove(&source, None) {
+                tracing::debug!(fd = source.raw_fd(), %err, "closing a source failed");
+            }
+        }
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> io::Result<()> {
+        if self.is_closed() {
+            Err(io::Error::other(
+                "the reactor is closed (its event loop was closed)",
+            ))
+        } else {
+            Ok(())
+        }
     }
 
     /// Blocks until at least one I/O event, a [`notify`](Self::notify), or the
@@ -256,6 +292,7 @@ impl Reactor {
     /// `fd` must stay open until [`release`](Self::release) has been called
     /// with the returned source and that same fd.
     pub(crate) unsafe fn register_external(&self, fd: BorrowedFd<'_>) -> io::Result<Arc<Source>> {
+        self.check_open()?;
         if !self.inner.edge {
             return self.register(fd);
         }
@@ -284,6 +321,7 @@ impl Reactor {
         fd: BorrowedFd<'_>,
         trigger: (Trigger, bool),
     ) -> io::Result<Arc<Source>> {
+        self.check_open()?;
         let dup = fd.try_clone_to_owned()?;
         let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup));
         let added = source.add_dup(&self.inner.poller);

@@ -61,6 +61,11 @@ impl<T> Slab<T> {
     }
 
     /// Number of stored values.
+    /// The values, in key order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

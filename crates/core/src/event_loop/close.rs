@@ -12,8 +12,9 @@ use crate::work::Work;
 impl EventLoop {
     /// Closes the loop: drops every pending callback, timer and task (each task still pending
     /// is reported to the exception handler as "Task was destroyed but it is pending!" and
-    /// resolves to `Err(JoinError::Cancelled)`), unregisters fd watchers and drops the loop's
-    /// extensions. Idempotent. `Err(Error::CloseRunning)` while the loop runs.
+    /// resolves to `Err(JoinError::Cancelled)`), unregisters fd watchers, drops the loop's
+    /// extensions and closes its reactor (I/O registered with it then fails instead of
+    /// waiting forever). Idempotent. `Err(Error::CloseRunning)` while the loop runs.
     pub fn close(&self) -> Result<(), Error> {
         if self.is_running() {
             return Err(Error::CloseRunning);
@@ -65,6 +66,9 @@ impl EventLoop {
         self.close_fd_watchers();
         let extensions = std::mem::take(&mut *self.inner.extensions.borrow_mut());
         drop(extensions);
+        // I/O objects that outlive the loop (a socket kept past `run()`) now get an error
+        // instead of waiting for readiness nobody will deliver.
+        self.reactor().close();
         Ok(())
     }
 }

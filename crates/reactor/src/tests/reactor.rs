@@ -326,3 +326,47 @@ fn registered_dup_keeps_working_after_caller_closes_fd() {
         io::ErrorKind::BrokenPipe
     );
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn close_wakes_waiters_with_an_error_and_refuses_new_registrations() {
+    use std::task::{Context, Wake, Waker};
+
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let reactor = Reactor::new().expect("reactor");
+    let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    let a = crate::Async::new(a, &reactor).expect("async");
+    let count = Arc::new(Count(Default::default()));
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    // Nothing to read: the read waits (after clearing the initial readiness).
+    let mut buf = [0u8; 8];
+    assert!(
+        a.poll_read_with(&mut cx, |mut s| std::io::Read::read(&mut s, &mut buf))
+            .is_pending()
+    );
+    reactor.close();
+    assert!(reactor.is_closed());
+    assert_eq!(
+        count.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the waiter was woken"
+    );
+    let again = a.poll_read_with(&mut cx, |mut s| std::io::Read::read(&mut s, &mut buf));
+    assert!(
+        matches!(again, std::task::Poll::Ready(Err(_))),
+        "and now gets an error"
+    );
+    let (c, _d) = std::os::unix::net::UnixStream::pair().expect("pair");
+    assert!(
+        crate::Async::new(c, &reactor).is_err(),
+        "no new registrations"
+    );
+    reactor.close(); // idempotent
+    drop(a); // releasing after close is fine
+}
