@@ -93,7 +93,10 @@ pub(crate) fn wait(
     timeout: Option<Duration>,
     out: &mut Vec<(usize, Readied)>,
 ) -> io::Result<()> {
-    let timespec = timeout.map(|t| Timespec {
+    // Longer waits are cut to what fits `epoll_pwait`'s millisecond `int` (about 24 days):
+    // beyond it rustix would need `epoll_pwait2` (Linux 5.11+). The caller just waits again.
+    const LONGEST: Duration = Duration::from_millis(i32::MAX as u64);
+    let timespec = timeout.map(|t| t.min(LONGEST)).map(|t| Timespec {
         tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX as _),
         tv_nsec: t.subsec_nanos().into(),
     });

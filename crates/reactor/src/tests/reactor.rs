@@ -370,3 +370,18 @@ fn close_wakes_waiters_with_an_error_and_refuses_new_registrations() {
     reactor.close(); // idempotent
     drop(a); // releasing after close is fine
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_wait_with_a_huge_timeout_still_returns_on_notify() {
+    let reactor = Reactor::new().expect("reactor");
+    let r = reactor.clone();
+    let notifier = thread::spawn(move || {
+        // Before or during the wait: either way the wait returns (a notify is sticky).
+        r.notify().expect("notify");
+    });
+    reactor
+        .wait(Some(Duration::MAX))
+        .expect("a huge timeout is accepted");
+    notifier.join().expect("join");
+}
