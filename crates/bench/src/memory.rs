@@ -1,7 +1,7 @@
 //! Memory per pending task, measured in a fresh child process per sample.
 //!
 //! The parent re-executes its own binary as `evloop-bench __memory KIND N`; the child builds the
-//! runtime, reads its RSS, spawns N detached tasks that each await a never-ready future, yields
+//! runtime, reads its RSS, spawns N detached tasks that each sleep for an hour, yields
 //! until every task has been polled once, reads its RSS again, prints
 //! `(after - before) / N` and exits at once (no teardown of a million tasks).
 
@@ -74,7 +74,9 @@ fn measure<R: Runtime>(n: u64) -> (u64, f64) {
             let s = started.clone();
             R::detach(R::spawn(async move {
                 s.fetch_add(1, Ordering::Relaxed);
-                std::future::pending::<()>().await;
+                // Sleeping (the definition): task + timer, never firing during the
+                // measurement.
+                R::sleep(std::time::Duration::from_secs(3600)).await;
             }));
         }
         while started.load(Ordering::Relaxed) < n {

@@ -161,10 +161,10 @@ pub(crate) fn all() -> Vec<Workload> {
                 name: "",
                 unit: "B/task",
             }],
-            about: "10^6 detached tasks each awaiting a never-ready future (after their first \
-                    poll), in a fresh child process per sample: (RSS after − RSS before) / \
-                    10^6, from /proc/self/statm. Includes the runtime's queues and registries \
-                    grown for them.",
+            about: "10^6 detached tasks each sleeping for an hour (the runtime's own sleep, \
+                    after their first poll: task plus timer), in a fresh child process per \
+                    sample: (RSS after − RSS before) / 10^6, from /proc/self/statm. Includes \
+                    the runtime's queues, registries and timer structures grown for them.",
             run: crate::memory::run,
             warm_up: false,
         },
