@@ -145,3 +145,8 @@ pub mod protocol;
 // -- process & signals --
 pub mod process;
 pub use signal::SignalHandlers;
+
+/// The README's code blocks, compiled and run as doc-tests so that they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
