@@ -22,6 +22,10 @@ const TASKS: &[(&str, &str)] = &[
         "cargo +nightly miri test --lib for evloop-core and evloop-reactor [ARGS]",
     ),
     (
+        "loom",
+        "the loom model of the task state machine (evloop-core, --cfg loom) [ARGS]",
+    ),
+    (
         "bench",
         "cargo run --release -p evloop-bench -- [ARGS] (needs crates/bench)",
     ),
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Some("test") => test(&root, &rest),
         Some("miri") => miri(&root, &rest),
         Some("bench") => bench(&root, &rest),
+        Some("loom") => loom(&root, &rest),
         Some("ci") => test(&root, &[]).and_then(|()| miri(&root, &[])),
         Some(other) => {
             eprintln!("cargo xtask: unknown task `{other}`\n");
@@ -174,6 +179,27 @@ fn ensure_miri(root: &Path) -> Outcome {
 }
 
 /// `cargo xtask bench [ARGS]`: the benchmark binary, in release mode.
+/// The loom model (`crates/core/tests/loom_task.rs`), in its own target dir so that the
+/// `--cfg loom` build does not invalidate the normal one.
+fn loom(root: &Path, extra: &[String]) -> Outcome {
+    Step::cargo()
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "evloop-core",
+            "--test",
+            "loom_task",
+        ])
+        .args(extra.iter().cloned())
+        .env("RUSTFLAGS", "--cfg loom")
+        .env(
+            "CARGO_TARGET_DIR",
+            &root.join("target/loom").to_string_lossy(),
+        )
+        .run("loom", root)
+}
+
 fn bench(root: &Path, extra: &[String]) -> Outcome {
     if !has_bench(root) {
         eprintln!(

@@ -8,7 +8,14 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+// Under `--cfg loom` the state word and tag are loom's atomics, so that the loom model
+// (`tests/loom_task.rs`) explores their interleavings.
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicUsize};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::id::TaskId;
@@ -66,7 +73,7 @@ pub(crate) struct Header {
 /// 32 bits (it lives in every task header); a process that gives marks to 2^32 threads
 /// aborts rather than reuse one.
 pub(crate) fn thread_mark() -> u32 {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     // `const`-initialised and without a destructor, so it is usable even during TLS teardown.
     thread_local!(static MARK: Cell<u32> = const { Cell::new(0) });
     MARK.with(|m| {

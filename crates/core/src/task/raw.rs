@@ -11,10 +11,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use super::header::{self, Aux, Header, TaskVTable, drop_ref};
+use super::header::{self, AtomicU32, AtomicUsize, Aux, Header, TaskVTable, drop_ref};
 use super::id::TaskId;
 use super::join_error::JoinError;
 use super::runnable::{Runnable, Schedule, Step};
@@ -148,15 +148,6 @@ where
         match polled {
             Ok(Poll::Ready(out)) => {
                 drop_stage(stage);
-                if header.state() & CANCEL_REQUESTED != 0 {
-                    // Cancelled during its last poll: like asyncio, the task ends cancelled.
-                    *stage = Stage::Finished(Ok(out));
-                    drop_stage(stage);
-                    *stage = Stage::Finished(Err(JoinError::Cancelled));
-                    // SAFETY: we own the runnable's reference.
-                    unsafe { Self::complete(ptr, CANCELLED) };
-                    return Step::Finished;
-                }
                 *stage = Stage::Finished(Ok(out));
                 // SAFETY: we own the runnable's reference.
                 unsafe { Self::complete(ptr, 0) };
@@ -240,11 +231,22 @@ where
     ///
     /// # Safety
     /// The outcome is stored and the caller owns the runner's reference.
-    unsafe fn complete(ptr: NonNull<Header>, outcome: usize) {
+    unsafe fn complete(ptr: NonNull<Header>, mut outcome: usize) {
         // SAFETY: the caller's reference keeps the cell alive.
-        let header = unsafe { ptr.as_ref() };
+        let cell = unsafe { Self::cell(ptr) };
+        let header = &cell.header;
         let mut state = header.state();
         loop {
+            if outcome == 0 && state & CANCEL_REQUESTED != 0 {
+                // `cancel()` got in before the output was published (during the last poll, or
+                // between it and here): like asyncio, the task ends cancelled — decided by the
+                // same CAS that publishes, so `cancel()` returning true always means this.
+                // SAFETY: until COMPLETED is set the stage is still the runner's alone.
+                let stage = unsafe { &mut *cell.stage.get() };
+                drop_stage(stage);
+                *stage = Stage::Finished(Err(JoinError::Cancelled));
+                outcome = CANCELLED;
+            }
             let mut new = (state & !(SCHEDULED | RUNNING)) | COMPLETED | outcome;
             if state & HANDLE == 0 {
                 new |= CLOSED;
