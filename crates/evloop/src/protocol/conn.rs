@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use evloop_reactor::{Async, Direction};
 
 use super::Protocol;
-use super::driver::{Entry, Notifier, READ_BUF_SIZE, Registry, report_panic, waker};
+use super::driver::{Entry, Notifier, Registry, report_panic, waker};
 use super::server::ServerState;
 use crate::net::{poll_stream_op, send};
 
@@ -242,18 +242,8 @@ impl Conn {
                 self.notifier.wake_by_ref();
                 return;
             };
-            let mut shared;
-            let mut own;
-            let buf: &mut [u8] = match reg.read_buf.try_borrow_mut() {
-                Ok(b) => {
-                    shared = b;
-                    &mut shared[..]
-                }
-                Err(_) => {
-                    own = vec![0; READ_BUF_SIZE];
-                    &mut own[..]
-                }
-            };
+            let mut read_buf = reg.read_buf();
+            let buf: &mut [u8] = &mut read_buf;
             let result = match &*self.io.borrow() {
                 Some(io) => io.poll_read(&mut cx, buf),
                 None => return,

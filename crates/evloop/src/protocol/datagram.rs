@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use evloop_reactor::Async;
 
-use super::driver::{Entry, Notifier, READ_BUF_SIZE, Registry, report_panic, waker};
+use super::driver::{Entry, Notifier, Registry, report_panic, waker};
 
 /// Datagrams read per readiness event before other endpoints get their turn.
 const READS_PER_WAKE: usize = 16;
@@ -129,18 +129,8 @@ impl Endpoint {
                 self.notifier.wake_by_ref();
                 return;
             }
-            let mut shared;
-            let mut own;
-            let buf: &mut [u8] = match reg.read_buf.try_borrow_mut() {
-                Ok(b) => {
-                    shared = b;
-                    &mut shared[..]
-                }
-                Err(_) => {
-                    own = vec![0; READ_BUF_SIZE];
-                    &mut own[..]
-                }
-            };
+            let mut read_buf = reg.read_buf();
+            let buf: &mut [u8] = &mut read_buf;
             let result = match &*self.io.borrow() {
                 Some(io) => io.poll_read_with(&mut cx, |s| s.recv_from(buf)),
                 None => return,

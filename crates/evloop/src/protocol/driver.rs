@@ -13,7 +13,7 @@
 //! notifier (an atomic swap and a short mutex-protected push), one dispatch callback per loop
 //! iteration for all connections together, and the read/write system calls themselves.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +23,7 @@ use std::task::{Wake, Waker};
 use evloop_core::{EventLoop, ExceptionContext, LoopHandle};
 
 /// The size of the loop's shared read buffer (one per loop, reused by every connection).
-pub(crate) const READ_BUF_SIZE: usize = 64 * 1024;
+const READ_BUF_SIZE: usize = 64 * 1024;
 
 /// Something the driver runs when its socket becomes ready.
 pub(crate) trait Entry {
@@ -75,6 +75,31 @@ impl Wake for Notifier {
     }
 }
 
+/// What [`Registry::read_buf`] lends.
+pub(crate) enum ReadBuf<'a> {
+    Shared(RefMut<'a, Box<[u8]>>),
+    Own(Vec<u8>),
+}
+
+impl std::ops::Deref for ReadBuf<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ReadBuf::Shared(b) => b,
+            ReadBuf::Own(b) => b,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ReadBuf<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            ReadBuf::Shared(b) => b,
+            ReadBuf::Own(b) => b,
+        }
+    }
+}
+
 /// The protocol layer's per-loop state.
 pub(crate) struct Registry {
     queue: Arc<Queue>,
@@ -82,8 +107,8 @@ pub(crate) struct Registry {
     free: RefCell<Vec<usize>>,
     /// The dispatch's working list, kept to reuse its allocation.
     batch: Cell<Vec<usize>>,
-    /// The shared read buffer.
-    pub(crate) read_buf: RefCell<Box<[u8]>>,
+    /// The shared read buffer (see [`read_buf`](Self::read_buf)).
+    shared_buf: RefCell<Box<[u8]>>,
 }
 
 impl Registry {
@@ -104,7 +129,7 @@ impl Registry {
             entries: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             batch: Cell::new(Vec::new()),
-            read_buf: RefCell::new(vec![0; READ_BUF_SIZE].into_boxed_slice()),
+            shared_buf: RefCell::new(vec![0; READ_BUF_SIZE].into_boxed_slice()),
         }
     }
 
@@ -142,6 +167,15 @@ impl Registry {
             self.free.borrow_mut().push(key);
         }
         drop(old); // outside the borrow
+    }
+
+    /// A buffer to read into: the loop's shared one, or (if a callback up the stack holds
+    /// it, e.g. a protocol reading from inside another protocol's callback) a fresh one.
+    pub(crate) fn read_buf(&self) -> ReadBuf<'_> {
+        match self.shared_buf.try_borrow_mut() {
+            Ok(buf) => ReadBuf::Shared(buf),
+            Err(_) => ReadBuf::Own(vec![0; READ_BUF_SIZE]),
+        }
     }
 
     fn entry(&self, key: usize) -> Option<Rc<dyn Entry>> {
