@@ -62,12 +62,6 @@ impl From<Injected> for Work {
     }
 }
 
-impl Injected {
-    fn into_work(self) -> Work {
-        self.into()
-    }
-}
-
 /// The part of a loop that other threads (and wakers) can reach: `Send + Sync`.
 pub(crate) struct Shared {
     /// Unique per loop; identifies "this loop is the one running on this thread".
@@ -122,7 +116,7 @@ impl Shared {
     /// Work waiting in the injection queue, as ready-queue items.
     pub(crate) fn drain_injected(&self, into: &mut std::collections::VecDeque<Work>) {
         while let Some(i) = self.injector.pop() {
-            into.push_back(i.into_work());
+            into.push_back(i.into());
         }
     }
 }
