@@ -12,7 +12,7 @@ use evloop_reactor::{Direction, Reactor};
 use crate::exception::ExceptionContext;
 use crate::handle::CallbackCell;
 use crate::running;
-use crate::task::{Runnable, Schedule, TaskRef};
+use crate::task::{Runnable, Schedule, TaskId, TaskRef};
 use crate::timer_heap::{SleepState, TimerCell};
 
 /// One item of the loop's ready queue (lives on the loop thread only).
@@ -140,6 +140,21 @@ impl Schedule for LoopScheduler {
         let ctx = ExceptionContext::new("Task exception was never retrieved")
             .with_task(task)
             .with_panic(payload);
+        self.report(ctx);
+    }
+
+    fn destructor_panicked(&self, task: TaskId, payload: Box<dyn std::any::Any + Send>) {
+        let ctx = ExceptionContext::new(format!(
+            "Task-{task}'s future or output panicked while being dropped"
+        ))
+        .with_panic(payload);
+        self.report(ctx);
+    }
+}
+
+impl LoopScheduler {
+    /// Hands `ctx` to the loop's exception handler (logs it once the loop is closed).
+    fn report(&self, ctx: ExceptionContext) {
         if self.shared.closed.load(Ordering::Acquire) {
             crate::exception::log_exception(&ctx);
         } else {

@@ -1,31 +1,24 @@
-//! The type-erased head of every task allocation, and the transitions that need no type.
+//! The type-erased head of every task allocation, and the operations that need no type.
 //!
 //! A task is one heap allocation (`raw::TaskCell<F, S>`, `#[repr(C)]`) whose first field is this
-//! `Header`. Everything that only touches the state word — reference counting, waking,
-//! cancellation requests — lives here and works through a `NonNull<Header>`; the few operations
-//! that must know the future's type go through the `TaskVTable`.
+//! `Header`. Reference counting, waking, cancel requests and the awaiters work through a
+//! `NonNull<Header>`; the few operations that must know the future's type go through the
+//! `TaskVTable`. Every change of the state word is a transition in `state.rs`.
 
 use std::cell::Cell;
-use std::ptr::NonNull;
-use std::sync::Mutex;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
-
-// Under `--cfg loom` the state word and tag are loom's atomics, so that the loom model
-// (`tests/loom_task.rs`) explores their interleavings.
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicUsize};
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::id::TaskId;
 use super::state::*;
+use super::sync::{AtomicPtr, AtomicU32, Mutex, RawCell, fence, lock};
 
 /// The operations that depend on the future's and scheduler's types.
 pub(crate) struct TaskVTable {
-    /// Hands a `Runnable` to the scheduler. The caller has set `SCHEDULED` and owns two
-    /// references: one passes to the runnable, the other keeps the task alive during the
-    /// scheduler call and is released when it returns.
+    /// Hands a `Runnable` to the scheduler. The caller holds a `Scheduled` right: one reference
+    /// passes to the runnable, the other keeps the task alive during the scheduler call and is
+    /// released when it returns.
     pub(crate) schedule: unsafe fn(NonNull<Header>),
     /// Polls the future once (the caller owns the runnable's reference); with `true`, a task
     /// woken while it ran is handed back instead of scheduled.
@@ -33,22 +26,14 @@ pub(crate) struct TaskVTable {
     /// A runnable was dropped without running: cancel the task (the caller owns that reference).
     pub(crate) drop_runnable: unsafe fn(NonNull<Header>),
     /// Moves the stored outcome into `*mut Option<Result<T, JoinError>>`.
-    pub(crate) take_output: unsafe fn(NonNull<Header>, *mut ()),
+    pub(crate) take_output: unsafe fn(NonNull<Header>, OutputToken, *mut ()),
     /// Drops the stored outcome; reports a panic nobody will read.
-    pub(crate) drop_output: unsafe fn(NonNull<Header>),
-    /// Frees the allocation.
+    pub(crate) drop_output: unsafe fn(NonNull<Header>, OutputToken),
+    /// Frees the allocation (or leaves it, for a leaked local future).
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
 }
 
-/// The mutable, rarely touched parts of a task, behind one small mutex.
-#[derive(Default)]
-pub(crate) struct Aux {
-    /// The typed `Task<T>` handle's waker.
-    handle: Option<Waker>,
-    /// Allocated only when a task is named or awaited through a `TaskRef`.
-    rare: Option<Box<Rare>>,
-}
-
+/// What few tasks need: a name, or `TaskRef` futures waiting for the end. Allocated on first use.
 #[derive(Default)]
 struct Rare {
     name: Option<Box<str>>,
@@ -58,14 +43,17 @@ struct Rare {
 
 /// The first field of every task allocation.
 pub(crate) struct Header {
-    pub(crate) state: AtomicUsize,
+    pub(crate) state: State,
     pub(crate) vtable: &'static TaskVTable,
     pub(crate) id: TaskId,
     /// Identity of the thread a local task must run on; 0 for a `Send` task.
     pub(crate) owner: u32,
-    pub(crate) aux: Mutex<Aux>,
     /// A word for the scheduler's own use (the event loop keeps its task-table slot here).
     pub(crate) tag: AtomicU32,
+    /// Null until a name or a `TaskRef` awaiter needs it; freed with the task.
+    rare: AtomicPtr<Mutex<Rare>>,
+    /// The `Task` handle's waker; who may touch it is told by `JOIN_WAKER` (see `state.rs`).
+    join_waker: RawCell<Option<Waker>>,
 }
 
 /// A cheap identity for the current thread, never 0 and never reused by a later thread (a
@@ -89,205 +77,177 @@ pub(crate) fn thread_mark() -> u32 {
     })
 }
 
-/// Locks a mutex, ignoring poisoning: every critical section here only moves wakers and names
-/// and leaves the data consistent even if a panic unwinds through it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Header {
+    pub(crate) fn new(vtable: &'static TaskVTable, owner: u32) -> Header {
+        Header {
+            state: State::new(),
+            vtable,
+            id: TaskId::next(),
+            owner,
+            tag: AtomicU32::new(0),
+            rare: AtomicPtr::new(ptr::null_mut()),
+            join_waker: RawCell::new(None),
+        }
+    }
+
     /// True if this thread may touch the future.
     pub(crate) fn on_owner_thread(&self) -> bool {
         self.owner == 0 || self.owner == thread_mark()
     }
 
     pub(crate) fn state(&self) -> usize {
-        self.state.load(Ordering::Acquire)
+        self.state.load()
     }
 
     pub(crate) fn ref_inc(&self) {
-        let prev = self.state.fetch_add(REFERENCE, Ordering::Relaxed);
-        if prev > isize::MAX as usize {
-            // A reference count this high means leaked wakers by the billion; stop before it wraps.
-            std::process::abort();
+        self.state.ref_inc();
+    }
+
+    fn rare(&self) -> &Mutex<Rare> {
+        let mut p = self.rare.load(Ordering::Acquire);
+        if p.is_null() {
+            let new = Box::into_raw(Box::new(Mutex::new(Rare::default())));
+            match self.rare.compare_exchange(
+                ptr::null_mut(),
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => p = new,
+                Err(existing) => {
+                    // SAFETY: `new` came from `Box::into_raw` just above and was never shared.
+                    drop(unsafe { Box::from_raw(new) });
+                    p = existing;
+                }
+            }
+        }
+        // SAFETY: a non-null `rare` points to a box that lives as long as the header.
+        unsafe { &*p }
+    }
+
+    /// The handle's waker slot, for whoever holds its token.
+    pub(crate) fn join_slot(&self, _token: &JoinSlotToken) -> &RawCell<Option<Waker>> {
+        &self.join_waker
+    }
+
+    /// Wakes everyone waiting for the end of the task: the handle (if the completion gave us its
+    /// slot) and the `TaskRef` awaiters.
+    pub(crate) fn wake_awaiters(&self, join: Option<JoinSlotToken>) {
+        if let Some(token) = join {
+            let cell = self.join_slot(&token);
+            // SAFETY: the token (JOIN_WAKER and COMPLETED both set) makes the slot ours.
+            let waker = cell.with_mut(|p| unsafe { (*p).take() });
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        // Pairs with the fence in `add_other_waker`: either we see its `rare` (and then its
+        // waker, through the lock), or it sees COMPLETED after registering.
+        fence(Ordering::SeqCst);
+        let p = self.rare.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: a non-null `rare` lives as long as the header.
+            let others = std::mem::take(&mut lock(unsafe { &*p }).others);
+            for w in others {
+                w.wake();
+            }
         }
     }
 
-    /// Wakes everyone waiting for the end of the task.
-    pub(crate) fn wake_awaiters(&self) {
-        let (handle, others) = {
-            let mut aux = lock(&self.aux);
-            let others = aux.rare.as_mut().map(|r| std::mem::take(&mut r.others));
-            (aux.handle.take(), others)
-        };
-        if let Some(w) = handle {
-            w.wake();
+    /// Adds a `TaskRef` future's waker (unless an equivalent one is there); true if the task
+    /// completed meanwhile (the caller must not wait).
+    pub(crate) fn add_other_waker(&self, waker: &Waker) -> bool {
+        {
+            let mut rare = lock(self.rare());
+            if !rare.others.iter().any(|w| w.will_wake(waker)) {
+                rare.others.push(waker.clone());
+            }
         }
-        for w in others.into_iter().flatten() {
-            w.wake();
-        }
-    }
-
-    /// Stores the `Task` handle's waker (keeping an equivalent one).
-    pub(crate) fn set_handle_waker(&self, waker: &Waker) {
-        let mut aux = lock(&self.aux);
-        match &aux.handle {
-            Some(w) if w.will_wake(waker) => {}
-            _ => aux.handle = Some(waker.clone()),
-        }
-    }
-
-    /// Adds a `TaskRef` future's waker (unless an equivalent one is there).
-    pub(crate) fn add_other_waker(&self, waker: &Waker) {
-        let mut aux = lock(&self.aux);
-        let others = &mut aux.rare.get_or_insert_with(Box::default).others;
-        if !others.iter().any(|w| w.will_wake(waker)) {
-            others.push(waker.clone());
-        }
+        fence(Ordering::SeqCst);
+        self.state() & COMPLETED != 0
     }
 
     /// The name: the one set, else `Task-N`.
     pub(crate) fn name(&self) -> String {
-        let aux = lock(&self.aux);
-        match aux.rare.as_ref().and_then(|r| r.name.as_ref()) {
-            Some(n) => n.to_string(),
-            None => format!("Task-{}", self.id),
+        let p = self.rare.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: a non-null `rare` lives as long as the header.
+            if let Some(n) = &lock(unsafe { &*p }).name {
+                return n.to_string();
+            }
         }
+        format!("Task-{}", self.id)
     }
 
     /// Renames the task.
     pub(crate) fn set_name(&self, name: String) {
-        let mut aux = lock(&self.aux);
-        aux.rare.get_or_insert_with(Box::default).name = Some(name.into_boxed_str());
+        lock(self.rare()).name = Some(name.into_boxed_str());
+    }
+
+    /// Frees what the header owns besides its fields (the rare part).
+    ///
+    /// # Safety
+    /// The caller is freeing the task: nobody else can reach the header.
+    pub(crate) unsafe fn free_parts(&mut self) {
+        let p = self.rare.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: `p` came from `Box::into_raw` in `rare()` and nobody can reach it now.
+            drop(unsafe { Box::from_raw(p) });
+            self.rare.store(ptr::null_mut(), Ordering::Relaxed);
+        }
     }
 }
 
+/// Hands a new runnable to the task's scheduler.
+///
+/// # Safety
+/// `ptr` points to a live task; `scheduled` came from one of its transitions.
+pub(crate) unsafe fn submit(ptr: NonNull<Header>, scheduled: Scheduled) {
+    let _right = scheduled;
+    // SAFETY: the `Scheduled` right carries the two references `schedule` expects.
+    unsafe { (ptr.as_ref().vtable.schedule)(ptr) }
+}
+
 /// Drops one reference; frees the task when it was the last.
+///
+/// A local task whose last reference goes away on a foreign thread with its future still
+/// inside is not freed there: it is handed back to its scheduler once, to be dropped on its own
+/// thread (see `raw.rs`).
 ///
 /// # Safety
 /// `ptr` points to a live task and the caller owns one of its references.
 pub(crate) unsafe fn drop_ref(ptr: NonNull<Header>) {
     // SAFETY: the caller owns a reference, so the allocation is live.
     let header = unsafe { ptr.as_ref() };
-    let prev = header.state.fetch_sub(REFERENCE, Ordering::AcqRel);
-    if prev & REF_MASK == REFERENCE {
-        // SAFETY: that was the last reference: nobody else can reach the task any more.
-        unsafe { (header.vtable.dealloc)(ptr) }
+    let prev = header.state.ref_dec();
+    if prev & REF_MASK != REFERENCE {
+        return;
     }
+    if prev & (COMPLETED | HANDED_BACK) == 0 && !header.on_owner_thread() {
+        // SAFETY: that was the last reference and we released it.
+        let scheduled = unsafe { header.state.resurrect_to_cancel(prev) };
+        // SAFETY: the task is live again with the references `scheduled` carries.
+        unsafe { submit(ptr, scheduled) };
+        return;
+    }
+    // SAFETY: that was the last reference: nobody else can reach the task any more.
+    unsafe { (header.vtable.dealloc)(ptr) }
 }
 
-/// Wakes the task, consuming one reference.
+/// Wakes the task; `by_val`: consuming the caller's reference.
 ///
 /// # Safety
 /// `ptr` points to a live task and the caller owns one of its references.
-pub(crate) unsafe fn wake_by_val(ptr: NonNull<Header>) {
+unsafe fn wake(ptr: NonNull<Header>, by_val: bool) {
     // SAFETY: the caller owns a reference.
     let header = unsafe { ptr.as_ref() };
-    let mut state = header.state.load(Ordering::Acquire);
-    loop {
-        if state & (COMPLETED | CLOSED) != 0 {
-            // Finished: nothing to do.
-            // SAFETY: we own this reference.
-            unsafe { drop_ref(ptr) };
-            return;
-        }
-        if state & SCHEDULED != 0 {
-            // A runnable already exists. Still write the (unchanged) state word, so that the
-            // runner's next transition synchronizes with this wake and its poll sees whatever
-            // was written before it; after a plain load that poll could miss those writes and
-            // the wake-up would be lost.
-            match header.state.compare_exchange_weak(
-                state,
-                state,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    // SAFETY: we own this reference.
-                    unsafe { drop_ref(ptr) };
-                    return;
-                }
-                Err(s) => {
-                    state = s;
-                    continue;
-                }
-            }
-        }
-        // Not running: besides ours (which goes to the runnable), take the reference that
-        // keeps the task alive while the scheduler runs — in the same atomic operation.
-        let new = if state & RUNNING != 0 {
-            state | SCHEDULED
-        } else {
-            (state | SCHEDULED) + REFERENCE
-        };
-        match header
-            .state
-            .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) if state & RUNNING != 0 => {
-                // The runner sees SCHEDULED when its poll returns and reschedules with its own
-                // reference.
-                // SAFETY: we own this reference.
-                unsafe { drop_ref(ptr) };
-                return;
-            }
-            Ok(_) => {
-                // SAFETY: we set SCHEDULED, so we may create the one runnable; it takes our
-                // reference, and `schedule` releases the extra one we just took.
-                unsafe { (header.vtable.schedule)(ptr) };
-                return;
-            }
-            Err(s) => state = s,
-        }
-    }
-}
-
-/// Wakes the task without consuming a reference.
-///
-/// # Safety
-/// `ptr` points to a live task (the caller holds a reference for the duration of the call).
-pub(crate) unsafe fn wake_by_ref(ptr: NonNull<Header>) {
-    // SAFETY: the caller keeps the task alive.
-    let header = unsafe { ptr.as_ref() };
-    let mut state = header.state.load(Ordering::Acquire);
-    loop {
-        if state & (COMPLETED | CLOSED) != 0 {
-            return;
-        }
-        if state & SCHEDULED != 0 {
-            // A runnable already exists: publish this wake with an unchanged write, as in
-            // `wake_by_val`.
-            match header.state.compare_exchange_weak(
-                state,
-                state,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(s) => {
-                    state = s;
-                    continue;
-                }
-            }
-        }
-        let new = if state & RUNNING != 0 {
-            state | SCHEDULED
-        } else {
-            // One reference for the runnable, one held across the scheduler call.
-            (state | SCHEDULED) + 2 * REFERENCE
-        };
-        match header
-            .state
-            .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) if state & RUNNING != 0 => return,
-            Ok(_) => {
-                // SAFETY: we set SCHEDULED and took the two references `schedule` expects.
-                unsafe { (header.vtable.schedule)(ptr) };
-                return;
-            }
-            Err(s) => state = s,
-        }
+    match header.state.wake(by_val) {
+        // SAFETY: the transition gave us the right and references `submit` needs (ours among
+        // them when `by_val`).
+        Some(scheduled) => unsafe { submit(ptr, scheduled) },
+        // SAFETY: we own this reference and the wake needed nothing of it.
+        None if by_val => unsafe { drop_ref(ptr) },
+        None => {}
     }
 }
 
@@ -299,35 +259,13 @@ pub(crate) unsafe fn wake_by_ref(ptr: NonNull<Header>) {
 pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
     // SAFETY: the caller keeps the task alive.
     let header = unsafe { ptr.as_ref() };
-    let mut state = header.state.load(Ordering::Acquire);
-    loop {
-        if state & (COMPLETED | CLOSED) != 0 {
-            return false;
-        }
-        if state & CANCEL_REQUESTED != 0 {
-            return true;
-        }
-        let idle = state & (SCHEDULED | RUNNING) == 0;
-        let new = if idle {
-            (state | CANCEL_REQUESTED | SCHEDULED) + 2 * REFERENCE
-        } else {
-            state | CANCEL_REQUESTED
-        };
-        match header
-            .state
-            .compare_exchange_weak(state, new, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                if idle {
-                    // SAFETY: we set SCHEDULED and took the two references `schedule` expects;
-                    // the runnable drops the future when it runs (or is dropped).
-                    unsafe { (header.vtable.schedule)(ptr) };
-                }
-                return true;
-            }
-            Err(s) => state = s,
-        }
+    let (took, scheduled) = header.state.cancel();
+    if let Some(scheduled) = scheduled {
+        // SAFETY: the transition gave us the right and the references; the runnable drops
+        // the future when it runs (or is dropped).
+        unsafe { submit(ptr, scheduled) };
     }
+    took
 }
 
 /// The waker of every task: the data pointer is the task's header.
@@ -343,12 +281,12 @@ unsafe fn waker_clone(data: *const ()) -> RawWaker {
 
 unsafe fn waker_wake(data: *const ()) {
     // SAFETY: the waker owns a reference, which waking consumes.
-    unsafe { wake_by_val(NonNull::new_unchecked(data as *mut Header)) }
+    unsafe { wake(NonNull::new_unchecked(data as *mut Header), true) }
 }
 
 unsafe fn waker_wake_by_ref(data: *const ()) {
     // SAFETY: the waker owns a reference for the duration of the call.
-    unsafe { wake_by_ref(NonNull::new_unchecked(data as *mut Header)) }
+    unsafe { wake(NonNull::new_unchecked(data as *mut Header), false) }
 }
 
 unsafe fn waker_drop(data: *const ()) {

@@ -6,14 +6,13 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
 use super::header::{self, Header};
 use super::id::TaskId;
 use super::join_error::JoinError;
-use super::state::*;
+use super::state::{CANCELLED, CLOSED, COMPLETED, JoinRegister};
 use super::task_ref::TaskRef;
 
 /// A handle to a spawned task: await it for `Result<T, JoinError>`.
@@ -135,32 +134,32 @@ impl<T> Future for Task<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let header = self.header();
-        let mut registered = false;
         loop {
-            let state = header.state();
-            if state & CLOSED != 0 {
-                panic!("`Task` polled after it returned its output");
-            }
-            if state & COMPLETED != 0 {
-                if header
-                    .state
-                    .compare_exchange(state, state | CLOSED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    continue;
-                }
+            if let Some(token) = header.state.claim_output() {
                 let mut out: Option<Result<T, JoinError>> = None;
-                // SAFETY: we set CLOSED over COMPLETED, so the outcome is ours; `out` has the
-                // task's output type.
-                unsafe { (header.vtable.take_output)(self.ptr, &mut out as *mut _ as *mut ()) };
+                // SAFETY: the token is the outcome's; `out` has the task's output type.
+                unsafe {
+                    (header.vtable.take_output)(self.ptr, token, &mut out as *mut _ as *mut ())
+                };
                 return Poll::Ready(out.unwrap_or(Err(JoinError::Cancelled)));
             }
-            if registered {
-                return Poll::Pending;
+            let Some(slot) = header.state.acquire_join_slot() else {
+                // Completed meanwhile: read the outcome.
+                continue;
+            };
+            let waker = cx.waker().clone();
+            // SAFETY: the token makes the slot ours.
+            header
+                .join_slot(&slot)
+                .with_mut(|p| unsafe { *p = Some(waker) });
+            match header.state.publish_join_waker(slot) {
+                JoinRegister::Registered => return Poll::Pending,
+                JoinRegister::Completed(slot) => {
+                    // SAFETY: the slot is still ours: the task completed before we handed it over.
+                    let stale = header.join_slot(&slot).with_mut(|p| unsafe { (*p).take() });
+                    drop(stale);
+                }
             }
-            header.set_handle_waker(cx.waker());
-            // Look again: the task may have completed before we registered.
-            registered = true;
         }
     }
 }
@@ -175,28 +174,15 @@ impl<T> futures_core::FusedFuture for Task<T> {
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         let header = self.header();
-        let mut state = header.state();
-        loop {
-            let mut new = state & !HANDLE;
-            let owns_output = state & COMPLETED != 0 && state & CLOSED == 0;
-            if owns_output {
-                new |= CLOSED;
-            }
-            match header.state.compare_exchange_weak(
-                state,
-                new,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    if owns_output {
-                        // SAFETY: we set CLOSED over COMPLETED, so the outcome is ours to drop.
-                        unsafe { (header.vtable.drop_output)(self.ptr) };
-                    }
-                    break;
-                }
-                Err(s) => state = s,
-            }
+        let dropped = header.state.drop_handle();
+        if let Some(slot) = dropped.join_slot {
+            // SAFETY: the token makes the slot ours.
+            let waker = header.join_slot(&slot).with_mut(|p| unsafe { (*p).take() });
+            drop(waker);
+        }
+        if let Some(output) = dropped.output {
+            // SAFETY: the token is the outcome's; our reference keeps the task alive.
+            unsafe { (header.vtable.drop_output)(self.ptr, output) };
         }
         // SAFETY: we own the handle's reference.
         unsafe { header::drop_ref(self.ptr) }

@@ -33,6 +33,7 @@ mod join_handle;
 mod raw;
 mod runnable;
 mod state;
+mod sync;
 mod task_ref;
 
 #[cfg(test)]
@@ -40,7 +41,6 @@ mod tests;
 
 use std::future::Future;
 
-pub(crate) use header::lock;
 pub use id::TaskId;
 pub use join_error::JoinError;
 pub(crate) use join_error::panic_message;
@@ -49,6 +49,12 @@ pub use runnable::{Runnable, Schedule, Step};
 pub use task_ref::TaskRef;
 
 use raw::TaskCell;
+
+/// Locks a std mutex, ignoring poisoning (for the loop's small critical sections that leave
+/// their data consistent even if a panic unwinds through them).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Turns a `Send` future and a schedule function into a [`Runnable`] and a [`Task`].
 ///
@@ -69,8 +75,10 @@ where
 /// Like [`spawn`] for a future that is not `Send`.
 ///
 /// The runnable may travel through queues on any thread, but it must be **run** on this
-/// thread ([`Runnable::run`] panics elsewhere); if it is dropped elsewhere the future is
-/// leaked rather than dropped on the wrong thread.
+/// thread ([`Runnable::run`] panics elsewhere). The future is only ever dropped on this
+/// thread: a runnable or last reference dropped elsewhere goes back to the scheduler once,
+/// cancelled; if the owner thread cannot take it either (its loop is gone), the future and
+/// its allocation are leaked, never dropped elsewhere and never moved.
 pub fn spawn_local<F, S>(future: F, schedule: S) -> (Runnable, Task<F::Output>)
 where
     F: Future + 'static,

@@ -1,29 +1,31 @@
 //! The typed task allocation and the operations that need the future's type.
 //!
-//! Ownership of the future follows the state word: whoever holds the task's `Runnable`
-//! (state `SCHEDULED`, then `RUNNING` while polling) owns the future exclusively; once the
-//! runner sets `COMPLETED` the stored outcome belongs to whoever sets `CLOSED` (the `Task`
-//! handle reading it, or whoever drops it). Nobody else touches `stage`.
+//! The stage (the future, then its outcome) is reached only through `TaskCell::stage`, which
+//! takes a `FutureToken` or `OutputToken` that only a transition of the state word hands out
+//! (`state.rs`). The future is pinned in the cell: it is polled there and **dropped in place**
+//! (`ptr::drop_in_place`, inside `catch_unwind`), never moved. A local (`!Send`) future is only
+//! ever dropped on its own thread: when its runnable or its last reference goes away elsewhere
+//! the task is handed back to its scheduler once, and if that fails too the cell is leaked
+//! whole, so the pinned memory is never reused.
 
+use std::any::Any;
 use std::future::Future;
-use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::ptr::NonNull;
-use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::ptr::{self, NonNull};
 use std::task::{Context, Poll};
 
-use super::header::{self, AtomicU32, AtomicUsize, Aux, Header, TaskVTable, drop_ref};
-use super::id::TaskId;
+use super::header::{self, Header, TaskVTable, drop_ref, submit};
 use super::join_error::JoinError;
 use super::runnable::{Runnable, Schedule, Step};
 use super::state::*;
+use super::sync::RawCell;
 use super::task_ref::TaskRef;
 
 /// What the allocation holds besides the header.
 pub(crate) enum Stage<F: Future> {
     Running(F),
+    /// The output, or the panic of the poll (a cancellation stores nothing: `CANCELLED` says it).
     Finished(Result<F::Output, JoinError>),
     Consumed,
 }
@@ -33,7 +35,17 @@ pub(crate) enum Stage<F: Future> {
 pub(crate) struct TaskCell<F: Future, S> {
     header: Header,
     schedule: S,
-    stage: std::cell::UnsafeCell<Stage<F>>,
+    stage: RawCell<Stage<F>>,
+}
+
+/// Proof of a right over the stage: a `FutureToken` or an `OutputToken`.
+pub(crate) trait StageRight {}
+impl StageRight for FutureToken {}
+impl StageRight for OutputToken {}
+
+/// Runs `f`, containing a panic: the payload if it panicked.
+fn contain(f: impl FnOnce()) -> Option<Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(f)).err()
 }
 
 impl<F, S> TaskCell<F, S>
@@ -54,16 +66,9 @@ where
     /// reference for the `Task`).
     pub(crate) fn allocate(future: F, schedule: S, owner: u32) -> NonNull<Header> {
         let cell = Box::new(TaskCell {
-            header: Header {
-                state: AtomicUsize::new(SCHEDULED | HANDLE | (2 * REFERENCE)),
-                vtable: &Self::VTABLE,
-                id: TaskId::next(),
-                owner,
-                aux: Mutex::new(Aux::default()),
-                tag: AtomicU32::new(0),
-            },
+            header: Header::new(&Self::VTABLE, owner),
             schedule,
-            stage: std::cell::UnsafeCell::new(Stage::Running(future)),
+            stage: RawCell::new(Stage::Running(future)),
         });
         NonNull::from(Box::leak(cell)).cast::<Header>()
     }
@@ -76,9 +81,38 @@ where
         unsafe { ptr.cast::<Self>().as_ref() }
     }
 
+    /// The stage, for the holder of a right over it.
+    fn stage<R>(&self, _right: &impl StageRight, f: impl FnOnce(*mut Stage<F>) -> R) -> R {
+        self.stage.with_mut(f)
+    }
+
+    /// Drops the future (or whatever the stage holds) in place and leaves `Consumed`; a
+    /// panicking destructor is contained and reported.
+    fn drop_stage_in_place(&self, right: &impl StageRight) {
+        let payload = self.stage(right, |stage| {
+            // SAFETY: the right makes the stage ours; the value is dropped where it lies (it may
+            // be a pinned future) and, dropped or unwound, is replaced without being read again.
+            let payload = contain(|| unsafe { ptr::drop_in_place(stage) });
+            // SAFETY: as above: the old value is gone, write without dropping it.
+            unsafe { ptr::write(stage, Stage::Consumed) };
+            payload
+        });
+        if let Some(payload) = payload {
+            self.report_destructor_panic(payload);
+        }
+    }
+
+    fn report_destructor_panic(&self, payload: Box<dyn Any + Send>) {
+        let id = self.header.id;
+        if let Some(p) = contain(|| self.schedule.destructor_panicked(id, payload)) {
+            // The report itself panicked (or dropping the payload did): nothing left to tell.
+            std::mem::forget(p);
+        }
+    }
+
     /// # Safety
-    /// The caller has set `SCHEDULED` and owns two references: one for the runnable it hands
-    /// over, one that this function releases after the scheduler call.
+    /// The caller holds a `Scheduled` right: it owns two references, one for the runnable it
+    /// hands over, one that this function releases after the scheduler call.
     unsafe fn schedule(ptr: NonNull<Header>) {
         // SAFETY: the caller's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
@@ -89,12 +123,12 @@ where
         struct KeepAlive(NonNull<Header>);
         impl Drop for KeepAlive {
             fn drop(&mut self) {
-                // SAFETY: `KeepAlive` owns the reference taken just before it was created.
+                // SAFETY: `KeepAlive` owns the reference taken for the scheduler call.
                 unsafe { drop_ref(self.0) }
             }
         }
         let _keep_alive = KeepAlive(ptr);
-        // SAFETY: the caller transfers its reference to the runnable.
+        // SAFETY: the caller transfers its reference and the SCHEDULED right to the runnable.
         let runnable = unsafe { Runnable::from_raw(ptr) };
         cell.schedule.schedule(runnable);
     }
@@ -104,238 +138,254 @@ where
     unsafe fn run(ptr: NonNull<Header>, hand_back: bool) -> Step {
         // SAFETY: the runnable's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
-        let header = &cell.header;
-        if !header.on_owner_thread() {
-            // The runnable is consumed, so the task can never run again: end it as cancelled
-            // (which leaks the future rather than dropping it here) instead of leaving its
-            // `Task` pending forever.
-            // SAFETY: we own the runnable; `finish_cancelled` does not drop a local future on a
-            // foreign thread.
-            unsafe { Self::finish_cancelled(ptr) };
+        if !cell.header.on_owner_thread() {
+            // SAFETY: we own the runnable; its future is not touched on this thread.
+            unsafe { Self::hand_back(ptr) };
             panic!(
                 "a local task's Runnable was run on a thread other than the one that spawned it"
             );
         }
-        let mut state = header.state();
-        loop {
-            if state & CANCEL_REQUESTED != 0 {
-                // SAFETY: we own the future through the runnable.
-                unsafe { Self::finish_cancelled(ptr) };
+        // SAFETY: we own the runnable.
+        let token = match unsafe { cell.header.state.start_poll() } {
+            StartPoll::Poll(token) => token,
+            StartPoll::Cancel(token) => {
+                // SAFETY: we own the runner's reference.
+                unsafe { Self::finish_cancelled(ptr, token) };
                 return Step::Finished;
             }
-            match header.state.compare_exchange_weak(
-                state,
-                (state & !SCHEDULED) | RUNNING,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(s) => state = s,
-            }
-        }
+        };
 
         // SAFETY: the runnable's reference outlives this waker, which never escapes unless
         // cloned (and a clone takes its own reference).
         let waker = unsafe { header::borrowed_waker(ptr) };
         let mut cx = Context::from_waker(&waker);
-        // SAFETY: RUNNING gives us exclusive access to the stage.
-        let stage = unsafe { &mut *cell.stage.get() };
-        let polled = catch_unwind(AssertUnwindSafe(|| match stage {
-            // SAFETY: the future lives in the heap cell and is never moved until dropped in place.
-            Stage::Running(f) => unsafe { Pin::new_unchecked(f) }.poll(&mut cx),
-            _ => unreachable!("a runnable task always holds its future"),
-        }));
+        let polled = cell.stage(&token, |stage| {
+            catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: the token makes the stage ours; the future lives in the heap cell and
+                // is never moved until dropped in place, so pinning it here is sound.
+                match unsafe { &mut *stage } {
+                    // SAFETY: pinned in the heap cell, dropped in place (see above).
+                    Stage::Running(f) => unsafe { Pin::new_unchecked(f) }.poll(&mut cx),
+                    _ => unreachable!("a runnable task always holds its future"),
+                }
+            }))
+        });
         match polled {
             Ok(Poll::Ready(out)) => {
-                drop_stage(stage);
-                *stage = Stage::Finished(Ok(out));
-                // SAFETY: we own the runnable's reference.
-                unsafe { Self::complete(ptr, 0) };
+                cell.drop_stage_in_place(&token);
+                // SAFETY: the token makes the stage ours; it holds `Consumed` (nothing to drop).
+                cell.stage(&token, |s| unsafe {
+                    ptr::write(s, Stage::Finished(Ok(out)))
+                });
+                // SAFETY: we own the runner's reference.
+                unsafe { Self::complete(ptr, token, 0) };
                 Step::Finished
             }
             Err(payload) => {
-                drop_stage(stage);
-                *stage = Stage::Finished(Err(JoinError::Panicked(payload)));
-                // SAFETY: we own the runnable's reference.
-                unsafe { Self::complete(ptr, PANICKED) };
+                cell.drop_stage_in_place(&token);
+                let out = Stage::Finished(Err(JoinError::Panicked(payload)));
+                // SAFETY: as above.
+                cell.stage(&token, |s| unsafe { ptr::write(s, out) });
+                // SAFETY: we own the runner's reference.
+                unsafe { Self::complete(ptr, token, PANICKED) };
                 Step::Finished
             }
-            Ok(Poll::Pending) => {
-                let mut state = header.state();
-                loop {
-                    if state & CANCEL_REQUESTED != 0 {
-                        // Cancelled while it ran: drop the future now that the poll is over.
-                        // SAFETY: RUNNING still gives us the future.
-                        unsafe { Self::finish_cancelled(ptr) };
-                        return Step::Finished;
-                    }
-                    // If woken while it ran and we are to schedule it ourselves, take the
-                    // reference `schedule` holds across the call in the same operation.
-                    let new = if state & SCHEDULED != 0 && !hand_back {
-                        (state & !RUNNING) + REFERENCE
-                    } else {
-                        state & !RUNNING
-                    };
-                    match header.state.compare_exchange_weak(
-                        state,
-                        new,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) if state & SCHEDULED != 0 => {
-                            // Woken while it ran: the wake left the scheduling to us, and our
-                            // reference goes with the new runnable.
-                            if hand_back {
-                                // SAFETY: SCHEDULED is set and our reference goes with it.
-                                return Step::Woken(unsafe { Runnable::from_raw(ptr) });
-                            }
-                            // SAFETY: SCHEDULED is set; our reference goes to the runnable and
-                            // the one taken above is released by `schedule`.
-                            unsafe { Self::schedule(ptr) };
-                            return Step::Pending;
-                        }
-                        Ok(_) => {
-                            // SAFETY: we own the runnable's reference.
-                            unsafe { drop_ref(ptr) };
-                            return Step::Pending;
-                        }
-                        Err(s) => state = s,
-                    }
+            Ok(Poll::Pending) => match cell.header.state.end_poll_pending(token, hand_back) {
+                AfterPending::Idle => {
+                    // SAFETY: we own the runner's reference.
+                    unsafe { drop_ref(ptr) };
+                    Step::Pending
                 }
-            }
+                // SAFETY: SCHEDULED is set again and our reference goes with the new runnable.
+                AfterPending::Woken => Step::Woken(unsafe { Runnable::from_raw(ptr) }),
+                AfterPending::Reschedule(scheduled) => {
+                    // SAFETY: the transition gave us the right and the references.
+                    unsafe { submit(ptr, scheduled) };
+                    Step::Pending
+                }
+                AfterPending::Cancel(token) => {
+                    // Cancelled while it ran: drop the future now that the poll is over.
+                    // SAFETY: we own the runner's reference.
+                    unsafe { Self::finish_cancelled(ptr, token) };
+                    Step::Finished
+                }
+            },
         }
     }
 
-    /// Drops the future and stores `Err(Cancelled)`.
+    /// Drops the future in place and publishes the cancellation.
     ///
     /// # Safety
-    /// The caller owns the future (holds the runnable) and its reference.
-    unsafe fn finish_cancelled(ptr: NonNull<Header>) {
-        // SAFETY: the runnable's reference keeps the cell alive.
+    /// The caller owns the runner's reference.
+    unsafe fn finish_cancelled(ptr: NonNull<Header>, token: FutureToken) {
+        // SAFETY: the caller's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
-        // SAFETY: the caller owns the future, so the stage is ours.
-        let stage = unsafe { &mut *cell.stage.get() };
-        if cell.header.on_owner_thread() {
-            drop_stage(stage);
-        } else {
-            // A local future must not be dropped on a foreign thread; leaking it is safe.
-            mem::forget(mem::replace(stage, Stage::Consumed));
-            tracing::warn!(task = %cell.header.id, "leaked a local task's future dropped on a foreign thread");
-        }
-        *stage = Stage::Finished(Err(JoinError::Cancelled));
-        // SAFETY: we own the reference.
-        unsafe { Self::complete(ptr, CANCELLED) };
+        cell.drop_stage_in_place(&token);
+        // SAFETY: as the caller's contract.
+        unsafe { Self::complete(ptr, token, CANCELLED) };
     }
 
-    /// Publishes the stored outcome, wakes the awaiters and releases the runner's reference.
+    /// Publishes the stored outcome, wakes the awaiters, drops an outcome nobody will read and
+    /// releases the runner's reference.
     ///
     /// # Safety
     /// The outcome is stored and the caller owns the runner's reference.
-    unsafe fn complete(ptr: NonNull<Header>, mut outcome: usize) {
+    unsafe fn complete(ptr: NonNull<Header>, token: FutureToken, outcome: usize) {
         // SAFETY: the caller's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
-        let header = &cell.header;
-        let mut state = header.state();
-        loop {
-            if outcome == 0 && state & CANCEL_REQUESTED != 0 {
+        let done = match cell.header.state.complete(token, outcome) {
+            Ok(done) => done,
+            Err(token) => {
                 // `cancel()` got in before the output was published (during the last poll, or
-                // between it and here): like asyncio, the task ends cancelled — decided by the
-                // same CAS that publishes, so `cancel()` returning true always means this.
-                // SAFETY: until COMPLETED is set the stage is still the runner's alone.
-                let stage = unsafe { &mut *cell.stage.get() };
-                drop_stage(stage);
-                *stage = Stage::Finished(Err(JoinError::Cancelled));
-                outcome = CANCELLED;
+                // between it and here): like asyncio, the task ends cancelled.
+                cell.drop_stage_in_place(&token);
+                match cell.header.state.complete(token, CANCELLED) {
+                    Ok(done) => done,
+                    Err(_) => unreachable!("only an output can lose to a cancel"),
+                }
             }
-            let mut new = (state & !(SCHEDULED | RUNNING)) | COMPLETED | outcome;
-            if state & HANDLE == 0 {
-                new |= CLOSED;
-            }
-            match header.state.compare_exchange_weak(
-                state,
-                new,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(s) => state = s,
-            }
+        };
+        // SAFETY: as the caller's contract.
+        unsafe { Self::finish(ptr, done) }
+    }
+
+    /// After the completing transition: wake the awaiters first (so a panicking destructor
+    /// cannot keep them waiting), then drop an outcome no handle will read, then release the
+    /// runner's reference.
+    ///
+    /// # Safety
+    /// The caller owns the runner's reference.
+    unsafe fn finish(ptr: NonNull<Header>, done: Completed) {
+        // SAFETY: the caller's reference keeps the cell alive.
+        let cell = unsafe { Self::cell(ptr) };
+        cell.header.wake_awaiters(done.join_waker);
+        if let Some(output) = done.output {
+            // SAFETY: the token is the outcome's; our reference keeps the cell alive.
+            unsafe { Self::drop_output(ptr, output) };
         }
-        if state & HANDLE == 0 {
-            // No handle will ever read the outcome: drop it now.
-            // SAFETY: we set CLOSED, so the outcome is ours.
-            unsafe { Self::drop_output(ptr) };
-        }
-        header.wake_awaiters();
         // SAFETY: we own the runner's reference.
         unsafe { drop_ref(ptr) };
+    }
+
+    /// A local task's runnable is on a foreign thread and must go: hand it back to the
+    /// scheduler once (to be run or dropped on its own thread), else leak the future in place.
+    ///
+    /// # Safety
+    /// The caller owns the runnable and its reference.
+    unsafe fn hand_back(ptr: NonNull<Header>) {
+        // SAFETY: the runnable's reference keeps the cell alive.
+        let cell = unsafe { Self::cell(ptr) };
+        // SAFETY: we own the runnable and give it up.
+        match unsafe { cell.header.state.hand_back() } {
+            // SAFETY: the transition gave us the right and the references.
+            HandBack::Schedule(scheduled) => unsafe { submit(ptr, scheduled) },
+            HandBack::Leaked(done) => {
+                tracing::warn!(
+                    task = %cell.header.id,
+                    "leaked a local task's future: it could not be dropped on its own thread"
+                );
+                // SAFETY: we own the runner's reference.
+                unsafe { Self::finish(ptr, done) };
+            }
+        }
     }
 
     /// # Safety
     /// The caller owns a runnable that was never run, and its reference.
     unsafe fn drop_runnable(ptr: NonNull<Header>) {
-        // SAFETY: same contract: the runnable owns the future.
-        unsafe { Self::finish_cancelled(ptr) }
-    }
-
-    /// # Safety
-    /// The caller set `CLOSED` over `COMPLETED`, so it owns the outcome; `out` points to an
-    /// `Option<Result<F::Output, JoinError>>`.
-    unsafe fn take_output(ptr: NonNull<Header>, out: *mut ()) {
-        // SAFETY: the caller holds a reference (the handle's).
+        // SAFETY: the runnable's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
-        // SAFETY: the outcome is ours (CLOSED claimed by the caller).
-        let stage = unsafe { &mut *cell.stage.get() };
-        if let Stage::Finished(r) = mem::replace(stage, Stage::Consumed) {
-            // SAFETY: the caller passes a pointer to the right type (Task<F::Output>).
-            unsafe { *(out as *mut Option<Result<F::Output, JoinError>>) = Some(r) };
+        if cell.header.on_owner_thread() {
+            // SAFETY: we own the runnable and give it up.
+            let token = unsafe { FutureToken::from_runnable() };
+            // SAFETY: we own the runner's reference.
+            unsafe { Self::finish_cancelled(ptr, token) }
+        } else {
+            // SAFETY: as the caller's contract.
+            unsafe { Self::hand_back(ptr) }
         }
     }
 
     /// # Safety
-    /// The caller set `CLOSED` over `COMPLETED`, so it owns the outcome.
-    unsafe fn drop_output(ptr: NonNull<Header>) {
+    /// `out` points to an `Option<Result<F::Output, JoinError>>`; the caller holds a reference.
+    unsafe fn take_output(ptr: NonNull<Header>, token: OutputToken, out: *mut ()) {
         // SAFETY: the caller holds a reference.
         let cell = unsafe { Self::cell(ptr) };
-        // SAFETY: the outcome is ours.
-        let stage = unsafe { &mut *cell.stage.get() };
-        if let Stage::Finished(Err(JoinError::Panicked(payload))) =
-            mem::replace(stage, Stage::Consumed)
-        {
-            cell.header.ref_inc();
-            // SAFETY: we just took the reference the TaskRef owns.
-            let task = unsafe { TaskRef::from_raw(ptr) };
-            cell.schedule.unhandled_panic(task, payload);
+        let result = if cell.header.state() & CANCELLED != 0 {
+            // Nothing is stored (the stage may even hold a leaked future): the bit is the outcome.
+            Err(JoinError::Cancelled)
+        } else {
+            // SAFETY: the token makes the stage ours; the output is not pinned, so moving it
+            // out is fine.
+            match cell.stage(&token, |s| unsafe { ptr::replace(s, Stage::Consumed) }) {
+                Stage::Finished(r) => r,
+                _ => Err(JoinError::Cancelled),
+            }
+        };
+        // SAFETY: the caller passes a pointer to the right type (Task<F::Output>).
+        unsafe { *(out as *mut Option<Result<F::Output, JoinError>>) = Some(result) };
+    }
+
+    /// # Safety
+    /// The caller holds a reference.
+    unsafe fn drop_output(ptr: NonNull<Header>, token: OutputToken) {
+        // SAFETY: the caller holds a reference.
+        let cell = unsafe { Self::cell(ptr) };
+        if cell.header.state() & CANCELLED != 0 {
+            // Nothing stored (or a leaked future that must stay where it is).
+            return;
+        }
+        // SAFETY: the token makes the stage ours.
+        let panicked = cell.stage(&token, |s| match unsafe { &mut *s } {
+            Stage::Finished(Err(JoinError::Panicked(_))) => {
+                // SAFETY: as above; a payload is not pinned.
+                match unsafe { ptr::replace(s, Stage::Consumed) } {
+                    Stage::Finished(Err(JoinError::Panicked(p))) => Some(p),
+                    _ => None,
+                }
+            }
+            _ => None,
+        });
+        match panicked {
+            Some(payload) => {
+                cell.header.ref_inc();
+                // SAFETY: we just took the reference the TaskRef owns.
+                let task = unsafe { TaskRef::from_raw(ptr) };
+                if let Some(p) = contain(|| cell.schedule.unhandled_panic(task, payload)) {
+                    std::mem::forget(p);
+                }
+            }
+            None => cell.drop_stage_in_place(&token),
         }
     }
 
     /// # Safety
     /// The last reference is gone.
     unsafe fn dealloc(ptr: NonNull<Header>) {
+        // SAFETY: the last reference is gone: the cell is ours alone.
+        let cell = unsafe { Self::cell(ptr) };
+        let state = cell.header.state();
+        if state & LEAKED != 0 {
+            // The future could not be dropped on its thread; it stays pinned where it is, and so
+            // does the whole cell.
+            return;
+        }
+        if state & COMPLETED == 0 {
+            // Abandoned while pending (never to be woken): drop the future in place, here (a
+            // local task only gets here on its own thread: see `drop_ref`).
+            // SAFETY: the last reference is gone and we released it.
+            let token = unsafe { FutureToken::last_reference() };
+            cell.drop_stage_in_place(&token);
+        }
         // SAFETY: `ptr` came from `Box::leak` in `allocate` with these types, and nobody else
         // can reach it any more.
-        let mut cell = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
-        if matches!(cell.stage.get_mut(), Stage::Running(_)) {
-            if cell.header.on_owner_thread() {
-                // Contain a panicking destructor, as everywhere else the future is dropped.
-                drop_stage(cell.stage.get_mut());
-            } else {
-                mem::forget(mem::replace(cell.stage.get_mut(), Stage::Consumed));
-                tracing::warn!(task = %cell.header.id, "leaked a local task's future dropped on a foreign thread");
-            }
+        let mut boxed = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
+        // SAFETY: we are freeing the task.
+        unsafe { boxed.header.free_parts() };
+        // The scheduler's destructor is user code too.
+        if let Some(p) = contain(move || drop(boxed)) {
+            tracing::error!("a task scheduler panicked while being dropped");
+            std::mem::forget(p);
         }
-        drop(cell);
-    }
-}
-
-/// Drops the future (or whatever the stage holds) in place; a panicking destructor is contained.
-fn drop_stage<F: Future>(stage: &mut Stage<F>) {
-    let old = mem::replace(stage, Stage::Consumed);
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(old))) {
-        tracing::error!(
-            panic = super::join_error::panic_message(payload.as_ref())
-                .unwrap_or("<non-string payload>"),
-            "a task's future panicked while being dropped"
-        );
     }
 }

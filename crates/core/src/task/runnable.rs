@@ -5,8 +5,9 @@ use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
-use super::header::Header;
+use super::header::{Header, submit};
 use super::id::TaskId;
+use super::state::Scheduled;
 use super::task_ref::TaskRef;
 
 /// Where a woken task's `Runnable` goes: a scheduler's queue.
@@ -26,6 +27,16 @@ pub trait Schedule: Send + Sync + 'static {
             "Task exception was never retrieved"
         );
     }
+
+    /// A task's future or output panicked while being dropped (the panic is contained; the
+    /// task's memory is freed as usual). The default logs it with `tracing::error!`.
+    fn destructor_panicked(&self, task: TaskId, payload: Box<dyn Any + Send>) {
+        tracing::error!(
+            task = %task,
+            panic = super::join_error::panic_message(payload.as_ref()).unwrap_or("<non-string payload>"),
+            "a task's future or output panicked while being dropped"
+        );
+    }
 }
 
 impl<F> Schedule for F
@@ -39,6 +50,7 @@ where
 
 /// What [`Runnable::step`] left behind.
 #[derive(Debug)]
+#[must_use = "a `Step::Woken` runnable must be queued again, or the task is cancelled"]
 pub enum Step {
     /// The task ended (completed, panicked or cancelled).
     Finished,
@@ -51,15 +63,18 @@ pub enum Step {
 /// The right to poll a task's future once.
 ///
 /// There is at most one `Runnable` per task at any time, so a task is never queued twice.
-/// Dropping a `Runnable` without running it cancels the task: its future is dropped and its
-/// `Task` resolves to `Err(JoinError::Cancelled)`.
+/// Dropping a `Runnable` without running it cancels the task: its future is dropped (in place,
+/// on its own thread) and its `Task` resolves to `Err(JoinError::Cancelled)`. A runnable of a
+/// [`spawn_local`](super::spawn_local) task dropped on another thread goes back to the
+/// scheduler once, cancelled, so that its owner thread drops the future; if it is dropped off
+/// that thread again, the future and its allocation are leaked (never freed, never moved).
 pub struct Runnable {
     ptr: NonNull<Header>,
 }
 
 // SAFETY: a Runnable only touches the task's atomics until it is run; running a local task
-// on a foreign thread is refused (panics) and dropping one there leaks the future instead of
-// dropping it, so no `!Send` future is ever touched off its thread.
+// on a foreign thread is refused (panics) and dropping one there hands it back to its
+// scheduler (or leaks the whole cell), so no `!Send` future is ever touched off its thread.
 unsafe impl Send for Runnable {}
 // SAFETY: `&Runnable` only reads the task's id and name (atomics and a mutex).
 unsafe impl Sync for Runnable {}
@@ -82,8 +97,10 @@ impl Runnable {
     /// If the task was woken while it ran, it is scheduled again before this returns.
     ///
     /// # Panics
-    /// If the task was spawned with [`spawn_local`](super::spawn_local) on another thread
-    /// (the task then ends cancelled; its future is leaked, not dropped).
+    /// If the task was spawned with [`spawn_local`](super::spawn_local) on another thread.
+    /// The task is then cancelled: its runnable goes back to the scheduler once, so that it is
+    /// dropped on its own thread (if that fails too, the future is leaked, never dropped
+    /// elsewhere).
     pub fn run(self) -> bool {
         let this = ManuallyDrop::new(self);
         // SAFETY: the runnable's reference and SCHEDULED right pass to `run`.
@@ -107,10 +124,11 @@ impl Runnable {
     /// Hands the runnable to the task's scheduler again (as a wake would).
     pub fn schedule(self) {
         let this = ManuallyDrop::new(self);
-        this.header().ref_inc();
-        // SAFETY: the reference and SCHEDULED right pass to the scheduler, with the extra
-        // reference just taken that it releases after the call.
-        unsafe { (this.header().vtable.schedule)(this.ptr) }
+        // SAFETY: we give up the runnable; its right and reference go to the scheduler, with
+        // the extra reference `from_runnable` takes for the call.
+        let scheduled = unsafe { Scheduled::from_runnable(&this.header().state) };
+        // SAFETY: the task is live and `scheduled` is its right.
+        unsafe { submit(this.ptr, scheduled) }
     }
 
     /// The task's id.

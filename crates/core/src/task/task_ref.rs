@@ -88,10 +88,8 @@ impl Future for TaskRef {
         if state & COMPLETED != 0 {
             return Poll::Ready(Self::outcome(state));
         }
-        header.add_other_waker(cx.waker());
-        let state = header.state();
-        if state & COMPLETED != 0 {
-            return Poll::Ready(Self::outcome(state));
+        if header.add_other_waker(cx.waker()) {
+            return Poll::Ready(Self::outcome(header.state()));
         }
         Poll::Pending
     }

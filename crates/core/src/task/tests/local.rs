@@ -1,0 +1,243 @@
+//! `spawn_local` tasks: their futures run and drop on their own thread only.
+
+#![allow(clippy::unwrap_used, clippy::waker_clone_wake)]
+
+use super::*;
+
+/// A `!Send` future that owns no heap memory, so leaking it is invisible to Miri's leak checker.
+struct LocalProbe {
+    polls: &'static AtomicUsize,
+    drops: &'static AtomicUsize,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Future for LocalProbe {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        self.polls.fetch_add(1, SeqCst);
+        Poll::Ready(())
+    }
+}
+
+impl Drop for LocalProbe {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn spawn_local_runs_on_its_thread() {
+    let h = Harness::default();
+    let shared = Rc::new(5);
+    let (runnable, mut task) = spawn_local(
+        {
+            let shared = shared.clone();
+            async move {
+                yield_now().await;
+                Rc::strong_count(&shared)
+            }
+        },
+        h.sched(),
+    );
+    // The runnable may travel through other threads as long as it is run back here.
+    let runnable = thread::spawn(move || runnable).join().unwrap();
+    assert!(!runnable.run());
+    let again = h.pop().unwrap();
+    let again = thread::spawn(move || again).join().unwrap();
+    assert!(again.run());
+    assert!(matches!(poll_noop(&mut task), Poll::Ready(Ok(2))));
+    assert_eq!(Rc::strong_count(&shared), 1, "the future was dropped here");
+}
+
+#[test]
+fn spawn_local_runnable_dropped_on_its_thread_drops_the_future() {
+    static POLLS: AtomicUsize = AtomicUsize::new(0);
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let h = Harness::default();
+    let (runnable, mut task) = spawn_local(
+        LocalProbe {
+            polls: &POLLS,
+            drops: &DROPS,
+            _not_send: PhantomData,
+        },
+        h.sched(),
+    );
+    drop(runnable);
+    assert_eq!(DROPS.load(SeqCst), 1);
+    expect_cancelled(&mut task);
+}
+
+#[test]
+fn a_task_is_terminated_once_its_output_was_taken() {
+    use futures_core::FusedFuture;
+    let (runnable, mut task) = spawn(async { 5 }, |_r: Runnable| {});
+    assert!(!task.is_terminated());
+    runnable.run();
+    assert!(!task.is_terminated(), "done, but the output is still there");
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(
+        Pin::new(&mut task).poll(&mut cx),
+        Poll::Ready(Ok(5))
+    ));
+    assert!(task.is_terminated());
+}
+
+fn probe(polls: &'static AtomicUsize, drops: &'static AtomicUsize) -> LocalProbe {
+    LocalProbe {
+        polls,
+        drops,
+        _not_send: PhantomData,
+    }
+}
+
+#[test]
+fn spawn_local_run_on_another_thread_panics() {
+    static POLLS: AtomicUsize = AtomicUsize::new(0);
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let h = Harness::default();
+    let (runnable, mut task) = spawn_local(probe(&POLLS, &DROPS), h.sched());
+    let panicked = thread::spawn(move || runnable.run()).join().is_err();
+    assert!(panicked);
+    assert_eq!(POLLS.load(SeqCst), 0);
+    assert_eq!(DROPS.load(SeqCst), 0, "never dropped on the foreign thread");
+    // The runnable went back to the scheduler, cancelled; run here, it drops the future here.
+    assert_eq!(h.len(), 1, "handed back to the scheduler");
+    assert!(!task.is_done());
+    assert_eq!(h.run_all(), 1);
+    assert_eq!(POLLS.load(SeqCst), 0, "a cancelled task is not polled");
+    assert_eq!(DROPS.load(SeqCst), 1, "dropped on its own thread");
+    expect_cancelled(&mut task);
+}
+
+#[test]
+// The owner thread is gone, so the future can only be leaked with its cell: Miri would report
+// exactly the leak under test.
+#[cfg_attr(miri, ignore)]
+fn spawn_local_owner_is_not_mistaken_for_a_later_thread() {
+    // A thread-local's address is reused by the next thread once its thread has exited; the
+    // owner check must not use it as the thread's identity.
+    static POLLS: AtomicUsize = AtomicUsize::new(0);
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let h = Harness::default();
+    let sched = h.sched();
+    let (runnable, task) = thread::spawn(move || spawn_local(probe(&POLLS, &DROPS), sched))
+        .join()
+        .unwrap();
+    let panicked = thread::spawn(move || runnable.run()).join().is_err();
+    assert!(
+        panicked,
+        "a local task ran on a thread that did not spawn it"
+    );
+    assert_eq!(POLLS.load(SeqCst), 0);
+    // Handed back once; dropped off its (exited) thread again, it is leaked and ends cancelled.
+    let again = h.pop().unwrap();
+    drop(again);
+    assert_eq!(POLLS.load(SeqCst), 0);
+    assert_eq!(DROPS.load(SeqCst), 0);
+    assert!(task.is_cancelled());
+}
+
+#[test]
+fn spawn_local_runnable_dropped_on_another_thread_is_handed_back() {
+    let h = Harness::default();
+    let shared = Rc::new(());
+    let (runnable, mut task) = spawn_local(
+        {
+            let shared = shared.clone();
+            async move {
+                let _shared = shared;
+            }
+        },
+        h.sched(),
+    );
+    thread::spawn(move || drop(runnable)).join().unwrap();
+    assert_eq!(
+        Rc::strong_count(&shared),
+        2,
+        "not dropped on the foreign thread"
+    );
+    assert!(!task.is_done());
+    assert_eq!(h.run_all(), 1);
+    assert_eq!(
+        Rc::strong_count(&shared),
+        1,
+        "dropped here, on its own thread"
+    );
+    expect_cancelled(&mut task);
+}
+
+#[test]
+// Leaking the cell is the behaviour under test; Miri would report it.
+#[cfg_attr(miri, ignore)]
+fn spawn_local_runnable_dropped_twice_off_its_thread_leaks_the_whole_cell() {
+    let h = Harness::default();
+    let shared = Rc::new(());
+    let (runnable, mut task) = spawn_local(
+        {
+            let shared = shared.clone();
+            async move {
+                let _shared = shared;
+            }
+        },
+        h.sched(),
+    );
+    let awaiter = task.as_ref();
+    thread::spawn(move || drop(runnable)).join().unwrap();
+    let again = h.pop().unwrap();
+    thread::spawn(move || drop(again)).join().unwrap();
+    assert_eq!(h.len(), 0, "handed back only once");
+    assert_eq!(
+        Rc::strong_count(&shared),
+        2,
+        "leaked, never dropped off its thread"
+    );
+    // Still resolves (cancelled), and wakes a `TaskRef` awaiter.
+    assert!(awaiter.is_cancelled());
+    expect_cancelled(&mut task);
+    drop(task);
+    drop(awaiter);
+    assert_eq!(
+        Rc::strong_count(&shared),
+        2,
+        "the cell is never freed nor reused"
+    );
+}
+
+#[test]
+fn spawn_local_last_waker_dropped_on_another_thread_is_handed_back() {
+    // A pending local task whose only reference left is a waker on another thread: the drop
+    // of that waker must not drop (or forget) the `!Send` future there.
+    let h = Harness::default();
+    let shared = Rc::new(());
+    let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let (runnable, task) = spawn_local(
+        {
+            let shared = shared.clone();
+            let slot = slot.clone();
+            poll_fn(move |cx| {
+                let _keep = &shared;
+                *slot.lock().unwrap() = Some(cx.waker().clone());
+                Poll::<()>::Pending
+            })
+        },
+        h.sched(),
+    );
+    let probe = task.as_ref();
+    drop(task);
+    assert!(!runnable.run());
+    let waker = slot.lock().unwrap().take().unwrap();
+    drop(probe);
+    thread::spawn(move || drop(waker)).join().unwrap();
+    assert_eq!(
+        Rc::strong_count(&shared),
+        2,
+        "not dropped on the foreign thread"
+    );
+    assert_eq!(h.run_all(), 1, "handed back to the scheduler");
+    assert_eq!(
+        Rc::strong_count(&shared),
+        1,
+        "dropped here, on its own thread"
+    );
+}

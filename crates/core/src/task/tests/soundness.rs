@@ -1,0 +1,232 @@
+//! The guarantees the redesign of the task core is about: a pinned future is dropped where it
+//! was polled, panicking destructors of futures and outputs are contained and reported, and
+//! the header stays small.
+
+#![allow(clippy::unwrap_used)]
+
+use std::marker::PhantomPinned;
+
+use super::*;
+
+/// Pending `pending_polls` times, then ready. Records its address at the first poll and counts,
+/// in `misplaced`, every later poll or drop that finds it elsewhere — what an intrusive waiter
+/// (e.g. `tokio::sync::Notify::notified()`) relies on, and what Miri and AddressSanitizer see
+/// as a use-after-free when it breaks.
+struct PinCheck {
+    addr: usize,
+    pending_polls: usize,
+    misplaced: Arc<AtomicUsize>,
+    drops: Arc<AtomicUsize>,
+    _pinned: PhantomPinned,
+}
+
+impl PinCheck {
+    fn new(pending_polls: usize, misplaced: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> Self {
+        PinCheck {
+            addr: 0,
+            pending_polls,
+            misplaced: misplaced.clone(),
+            drops: drops.clone(),
+            _pinned: PhantomPinned,
+        }
+    }
+}
+
+impl Future for PinCheck {
+    type Output = u8;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u8> {
+        // SAFETY: nothing is moved out of the pinned value; the fields are plain data.
+        let this = unsafe { self.get_unchecked_mut() };
+        let here = this as *const PinCheck as usize;
+        if this.addr == 0 {
+            this.addr = here;
+        } else if this.addr != here {
+            this.misplaced.fetch_add(1, SeqCst);
+        }
+        if this.pending_polls == 0 {
+            return Poll::Ready(9);
+        }
+        this.pending_polls -= 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for PinCheck {
+    fn drop(&mut self) {
+        let here = self as *const PinCheck as usize;
+        if self.addr != 0 && self.addr != here {
+            self.misplaced.fetch_add(1, SeqCst);
+        }
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn a_polled_future_is_dropped_at_the_address_it_was_pinned_at() {
+    let h = Harness::default();
+    let misplaced = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+
+    // Completed.
+    let (r, mut done) = h.spawn(PinCheck::new(1, &misplaced, &drops));
+    r.run();
+    h.run_all();
+    assert!(matches!(poll_noop(&mut done), Poll::Ready(Ok(9))));
+
+    // Cancelled while pending (dropped by the runnable the cancel schedules... here the task
+    // is already queued by its self-wake, so the queued runnable drops it).
+    let (r, mut cancelled) = h.spawn(PinCheck::new(5, &misplaced, &drops));
+    r.run();
+    assert!(cancelled.cancel());
+    h.run_all();
+    expect_cancelled(&mut cancelled);
+
+    // Cancelled from inside a poll's aftermath: the runnable is dropped unrun.
+    let (r, mut dropped) = h.spawn(PinCheck::new(5, &misplaced, &drops));
+    r.run();
+    drop(h.pop().unwrap());
+    expect_cancelled(&mut dropped);
+
+    // Abandoned while pending: no runnable, no waker, no handle; the last reference frees it.
+    let (r, abandoned) = spawn(
+        poll_fn({
+            let mut inner = Box::pin(PinCheck::new(0, &misplaced, &drops));
+            let mut first = true;
+            move |cx| {
+                if first {
+                    first = false;
+                    // Pin the inner future at its heap address, then abandon the task.
+                    let _ = inner.as_mut().poll(cx);
+                }
+                Poll::<()>::Pending
+            }
+        }),
+        |_r: Runnable| {},
+    );
+    drop(abandoned);
+    assert!(!r.run());
+    let (r, abandoned) = spawn(PinCheck::new(3, &misplaced, &drops), |r: Runnable| drop(r));
+    drop(abandoned);
+    // Its self-wake reschedules it, and the scheduler drops that runnable: cancelled, dropped.
+    assert!(!r.run());
+
+    assert_eq!(drops.load(SeqCst), 5);
+    assert_eq!(
+        misplaced.load(SeqCst),
+        0,
+        "a pinned future was moved before its drop"
+    );
+}
+
+#[test]
+fn a_pinned_future_that_is_abandoned_pending_is_dropped_in_place() {
+    let misplaced = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let (r, task) = spawn(
+        {
+            let slot = slot.clone();
+            let mut check = PinCheck::new(1, &misplaced, &drops);
+            // The outer future is the task's own future: pinned in the cell. Keep the waker
+            // elsewhere, then drop it: the last reference frees the task.
+            check.pending_polls = usize::MAX;
+            WithWakerSlot { check, slot }
+        },
+        |_r: Runnable| {},
+    );
+    drop(task);
+    assert!(!r.run());
+    let waker = slot.lock().unwrap().take().unwrap();
+    drop(waker);
+    assert_eq!(drops.load(SeqCst), 1);
+    assert_eq!(misplaced.load(SeqCst), 0, "moved before its drop");
+}
+
+/// Polls a `PinCheck` in place (structural pinning) and stashes the waker, without waking.
+struct WithWakerSlot {
+    check: PinCheck,
+    slot: Arc<Mutex<Option<Waker>>>,
+}
+
+impl Future for WithWakerSlot {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: `check` is structurally pinned: never moved out of `self`.
+        let this = unsafe { self.get_unchecked_mut() };
+        *this.slot.lock().unwrap() = Some(cx.waker().clone());
+        let noop = Context::from_waker(Waker::noop());
+        let mut noop = noop;
+        // SAFETY: as above.
+        let _ = unsafe { Pin::new_unchecked(&mut this.check) }.poll(&mut noop);
+        Poll::Pending
+    }
+}
+
+/// An output whose destructor panics.
+struct PanickingOutput;
+
+impl Drop for PanickingOutput {
+    fn drop(&mut self) {
+        if drops_never_zero() {
+            panic!("output drop boom");
+        }
+    }
+}
+
+#[test]
+fn an_unread_output_whose_drop_panics_is_contained_and_reported() {
+    let h = Harness::default();
+    let (r, task) = h.spawn(async { PanickingOutput });
+    assert!(r.run());
+    let id = task.id();
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(task)));
+    assert!(
+        dropped.is_ok(),
+        "the output's panic escaped the handle's drop"
+    );
+    assert_eq!(
+        h.destructor_panics(),
+        vec![(id, Some("output drop boom".to_owned()))]
+    );
+}
+
+#[test]
+fn a_detached_output_whose_drop_panics_still_wakes_its_awaiters() {
+    let h = Harness::default();
+    let (r, task) = h.spawn(async { PanickingOutput });
+    let mut awaiter = task.as_ref();
+    drop(task);
+    let (count, waker) = counting_waker();
+    assert!(poll_with(&mut awaiter, &waker).is_pending());
+    let ran = catch_unwind(AssertUnwindSafe(|| r.run()));
+    assert!(matches!(ran, Ok(true)), "the output's panic escaped run()");
+    assert_eq!(count.count(), 1, "the awaiter was not woken");
+    assert!(matches!(
+        poll_with(&mut awaiter, &waker),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(h.destructor_panics().len(), 1);
+}
+
+#[test]
+fn a_future_whose_drop_panics_is_reported_to_the_scheduler() {
+    let h = Harness::default();
+    let (r, mut task) = h.spawn({
+        let p = PanicOnDrop;
+        poll_fn(move |_| {
+            let _keep = &p;
+            Poll::Ready(1)
+        })
+    });
+    assert!(r.run());
+    assert!(matches!(poll_noop(&mut task), Poll::Ready(Ok(1))));
+    assert_eq!(h.destructor_panics().len(), 1);
+}
+
+#[test]
+fn the_task_header_is_at_most_56_bytes() {
+    // state word, vtable, id, owner mark + tag, the rare-part pointer, the handle's waker.
+    assert!(std::mem::size_of::<super::super::header::Header>() <= 56);
+}
