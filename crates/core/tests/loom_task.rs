@@ -1,7 +1,10 @@
-//! A loom model of the task state machine: every interleaving of a wake, a cancel, a handle
-//! drop and the runner, checked for lost wake-ups, double scheduling and double drops.
+//! Loom models of the task state machine: every interleaving of the runner's poll and
+//! completion with wakes, cancels, the handle registering its waker or going away, a `TaskRef`
+//! awaiter and the last reference dropping on another thread, checked for lost wake-ups,
+//! double scheduling, double drops, and — since the stage (future, output) and the handle's
+//! waker slot are loom `UnsafeCell`s under `--cfg loom` — for any unsynchronised access to them.
 //!
-//! Built only with `--cfg loom`, where the task's state word is loom's atomic:
+//! Built only with `--cfg loom`, where the task's atomics, cells and mutex are loom's:
 //! `RUSTFLAGS="--cfg loom" cargo test -p evloop-core --test loom_task --release`
 //! (or `cargo xtask loom`).
 #![cfg(loom)]
@@ -10,7 +13,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
 use evloop_core::task::{Runnable, Task, spawn};
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -144,5 +147,124 @@ fn dropping_the_handle_while_the_task_completes_drops_the_output_once() {
         a.join().unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         drop(probe); // the last reference frees the task (loom checks for leaks of its Arcs)
+    });
+}
+
+/// A waker that records that it was woken.
+struct Flag(AtomicUsize);
+
+impl Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn flag_waker() -> (std::sync::Arc<Flag>, Waker) {
+    let flag = std::sync::Arc::new(Flag(AtomicUsize::new(0)));
+    (flag.clone(), Waker::from(flag))
+}
+
+#[test]
+fn the_handle_registering_its_waker_while_the_task_completes_is_woken_or_sees_the_output() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        let a = loom::thread::spawn(move || {
+            let mut task = task;
+            let (flag, w) = flag_waker();
+            let mut cx = Context::from_waker(&w);
+            match Pin::new(&mut task).poll(&mut cx) {
+                Poll::Ready(out) => (Some(out.unwrap()), flag, task),
+                Poll::Pending => (None, flag, task),
+            }
+        });
+        waker.wake();
+        loop {
+            let next = queue.lock().unwrap().pop_front();
+            match next {
+                Some(r) => {
+                    if r.run() {
+                        break;
+                    }
+                }
+                None => loom::thread::yield_now(),
+            }
+        }
+        let (out, flag, task) = a.join().unwrap();
+        match out {
+            Some(v) => assert_eq!(v, 7),
+            None => {
+                // Pending: the completion must have woken that waker, and the output is there.
+                assert_eq!(
+                    flag.0.load(Ordering::SeqCst),
+                    1,
+                    "lost wake-up of the handle"
+                );
+                assert_eq!(take_output(task).unwrap(), 7);
+            }
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn a_task_ref_awaiter_racing_completion_is_woken_or_sees_the_end() {
+    model(|| {
+        let (queue, task, waker, _drops) = started();
+        let mut awaiter = task.as_ref();
+        let a = loom::thread::spawn(move || {
+            let (flag, w) = flag_waker();
+            let mut cx = Context::from_waker(&w);
+            let ready = Pin::new(&mut awaiter).poll(&mut cx).is_ready();
+            (ready, flag)
+        });
+        waker.wake();
+        run_until_done(&queue, &task);
+        let (ready, flag) = a.join().unwrap();
+        if !ready {
+            assert_eq!(
+                flag.0.load(Ordering::SeqCst),
+                1,
+                "lost wake-up of a TaskRef"
+            );
+        }
+        assert_eq!(take_output(task).unwrap(), 7);
+    });
+}
+
+#[test]
+fn cancel_racing_the_completing_poll_decides_the_outcome_once() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        let task_ref = task.as_ref();
+        waker.wake();
+        let b = loom::thread::spawn(move || task_ref.cancel());
+        run_until_done(&queue, &task);
+        let cancelled = b.join().unwrap();
+        let out = take_output(task);
+        assert_eq!(
+            out.is_err(),
+            cancelled,
+            "cancel() said one thing, the outcome another"
+        );
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn the_last_reference_dropping_on_another_thread_while_the_task_is_woken() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        // Detach: only the waker (elsewhere) and a wake keep the task.
+        drop(task);
+        let waker2 = waker.clone();
+        let a = loom::thread::spawn(move || drop(waker));
+        let b = loom::thread::spawn(move || waker2.wake());
+        a.join().unwrap();
+        b.join().unwrap();
+        // The wake scheduled it (the last reference may be the runnable's).
+        while let Some(r) = queue.lock().unwrap().pop_front() {
+            r.run();
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
     });
 }
