@@ -116,10 +116,16 @@ impl SleepState {
         true
     }
 
+    /// Takes the stored waker out (for the caller to drop outside the lock). A dropped
+    /// `Sleep` calls this: its heap entry may stay until it reaches the top of the heap or a
+    /// compaction, but it must not keep the waker — a task's waker holds the task's memory.
+    pub(crate) fn take_waker(&self) -> Option<Waker> {
+        lock(&self.waker).take()
+    }
+
     /// Wakes the sleeper without firing (after a cancellation by the loop closing).
     pub(crate) fn wake(&self) {
-        let waker = lock(&self.waker).take();
-        if let Some(w) = waker {
+        if let Some(w) = self.take_waker() {
             w.wake();
         }
     }
