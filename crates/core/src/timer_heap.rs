@@ -244,8 +244,13 @@ impl TimerHeap {
         u64::try_from(nanos).unwrap_or(u64::MAX)
     }
 
+    /// The deadline of `key`. Keys saturate (at 584 years after the epoch), so this is at most
+    /// that far; where the platform's `Instant` cannot go so far, "never" (30 years away).
     fn instant(&self, key: u64) -> Instant {
-        self.epoch + std::time::Duration::from_nanos(key)
+        let after = std::time::Duration::from_nanos(key);
+        self.epoch
+            .checked_add(after)
+            .unwrap_or_else(|| crate::sleep::deadline_after(after))
     }
 
     fn push_entry(&mut self, when: Instant, timer: Timer) {
