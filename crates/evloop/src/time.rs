@@ -100,8 +100,9 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
-/// The future of [`sleep`] and [`sleep_until`]. `Unpin` and `!Send` (once polled it holds a
-/// timer of its loop).
+/// The future of [`sleep`] and [`sleep_until`]. `Unpin` and `Send`: once polled it holds a
+/// timer in the heap of the loop that polled it, which it cancels (and whose waker it
+/// releases) when dropped, on any thread.
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Sleep {
     deadline: Instant,

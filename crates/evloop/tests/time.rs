@@ -397,3 +397,11 @@ fn dropped_time_futures_release_their_wakers_at_once() {
         first.cancel();
     });
 }
+
+#[test]
+fn time_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    assert_send(&sleep(MS));
+    assert_send(&interval(MS));
+    assert_send(&timeout(MS, async {}));
+}
