@@ -112,11 +112,16 @@ impl futures_core::FusedFuture for Sleep {
 }
 
 impl Drop for Sleep {
+    /// Cancels the timer and releases the waker at once: the heap entry stays (tiny) until it
+    /// is skipped or compacted away, but the task the waker refers to is not kept alive by it.
     fn drop(&mut self) {
-        if let Some(state) = &self.state {
+        if let Some(state) = self.state.take() {
             if state.cancel() {
                 self.shared.sleeps_cancelled.fetch_add(1, Ordering::Relaxed);
             }
+            // Dropped after the state's lock is released (a waker's drop may run arbitrary
+            // code, e.g. free its task).
+            drop(state.take_waker());
         }
     }
 }

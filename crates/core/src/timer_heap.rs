@@ -116,10 +116,16 @@ impl SleepState {
         true
     }
 
+    /// Takes the stored waker out (for the caller to drop outside the lock). A dropped
+    /// `Sleep` calls this: its heap entry may stay until it reaches the top of the heap or a
+    /// compaction, but it must not keep the waker — a task's waker holds the task's memory.
+    pub(crate) fn take_waker(&self) -> Option<Waker> {
+        lock(&self.waker).take()
+    }
+
     /// Wakes the sleeper without firing (after a cancellation by the loop closing).
     pub(crate) fn wake(&self) {
-        let waker = lock(&self.waker).take();
-        if let Some(w) = waker {
+        if let Some(w) = self.take_waker() {
             w.wake();
         }
     }
@@ -238,8 +244,13 @@ impl TimerHeap {
         u64::try_from(nanos).unwrap_or(u64::MAX)
     }
 
+    /// The deadline of `key`. Keys saturate (at 584 years after the epoch), so this is at most
+    /// that far; where the platform's `Instant` cannot go so far, "never" (30 years away).
     fn instant(&self, key: u64) -> Instant {
-        self.epoch + std::time::Duration::from_nanos(key)
+        let after = std::time::Duration::from_nanos(key);
+        self.epoch
+            .checked_add(after)
+            .unwrap_or_else(|| crate::sleep::deadline_after(after))
     }
 
     fn push_entry(&mut self, when: Instant, timer: Timer) {

@@ -161,3 +161,57 @@ fn a_sleep_is_terminated_once_it_fired() {
     assert!(sleep.is_terminated());
     lp.close().unwrap();
 }
+
+/// A waker that counts as one strong reference to its `Arc` per clone.
+struct CountedWaker;
+
+impl std::task::Wake for CountedWaker {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+#[test]
+fn dropping_a_pending_sleep_releases_its_waker_at_once() {
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Waker};
+
+    let lp = EventLoop::new().unwrap();
+    // A pending timer due first, so the cancelled sleeps stay in the heap behind it.
+    let _first = lp.call_later(Duration::from_secs(1800), || {});
+    let probe = Arc::new(CountedWaker);
+    let waker = Waker::from(probe.clone());
+    let long = Duration::from_secs(3600);
+
+    // Armed on the loop's own thread: straight into its heap.
+    let lp2 = lp.clone();
+    let w = waker.clone();
+    lp.run_until_complete(async move {
+        let mut s = pin!(sleep(&lp2, long));
+        assert!(s.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+    })
+    .unwrap();
+    assert_eq!(lp.pending_timers(), 1, "the sleep was cancelled");
+    assert_eq!(
+        Arc::strong_count(&probe),
+        2,
+        "a cancelled sleep kept its waker"
+    );
+
+    // Armed from outside the loop (through its injection queue), then dropped.
+    let mut s = Box::pin(sleep(&lp, long));
+    assert!(
+        s.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    assert_eq!(Arc::strong_count(&probe), 3);
+    drop(s);
+    assert_eq!(
+        Arc::strong_count(&probe),
+        2,
+        "a cancelled sleep kept its waker"
+    );
+    run_one(&lp);
+    assert_eq!(Arc::strong_count(&probe), 2);
+    lp.close().unwrap();
+}

@@ -5,6 +5,7 @@
 mod common;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -262,4 +263,59 @@ fn the_loop_parks_on_a_very_far_timer_and_is_still_woken() {
     });
     lp.run_forever().unwrap();
     remote.join().unwrap();
+}
+
+/// The farthest `Instant` the platform can represent (from now).
+fn far_instant() -> Instant {
+    let mut far = Instant::now();
+    let mut step = Duration::MAX;
+    while step > Duration::ZERO {
+        match far.checked_add(step) {
+            Some(t) => far = t,
+            None => step /= 2,
+        }
+    }
+    far
+}
+
+#[test]
+fn huge_delays_and_far_deadlines_mean_never() {
+    let _wd = Watchdog::new(
+        "huge_delays_and_far_deadlines_mean_never",
+        Duration::from_secs(20),
+    );
+    let lp = EventLoop::new().unwrap();
+    let far = far_instant();
+    let fired = Rc::new(Cell::new(0));
+    let (f1, f2) = (fired.clone(), fired.clone());
+    let later = lp.call_later(Duration::MAX, move || f1.set(f1.get() + 1));
+    let at = lp.call_at(far, move || f2.set(f2.get() + 1));
+    assert!(later.when() > Instant::now() + Duration::from_secs(86_400 * 365));
+    assert_eq!(at.when(), far);
+    let sleeps = lp.create_task({
+        let lp = lp.clone();
+        async move {
+            let mut never = Box::pin(evloop_core::sleep(&lp, Duration::MAX));
+            let mut never_at = Box::pin(evloop_core::sleep_until(&lp, far));
+            let mut short = Box::pin(evloop_core::sleep(&lp, Duration::from_millis(5)));
+            std::future::poll_fn(|cx| {
+                assert!(never.as_mut().poll(cx).is_pending());
+                assert!(never_at.as_mut().poll(cx).is_pending());
+                short.as_mut().poll(cx)
+            })
+            .await;
+        }
+    });
+    // The loop waits for the short sleep (not forever), with the far timers
+    // pending behind it.
+    let start = Instant::now();
+    lp.run_until_complete(sleeps).unwrap().unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(5));
+    assert_eq!(lp.pending_timers(), 2);
+    run_one(&lp);
+    assert_eq!(fired.get(), 0);
+    later.cancel();
+    at.cancel();
+    assert_eq!(lp.pending_timers(), 0);
+    lp.close().unwrap();
 }

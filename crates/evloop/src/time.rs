@@ -34,6 +34,14 @@ use futures_core::Stream;
 
 pub use evloop_core::{YieldNow, yield_now};
 
+/// `t + d`, saturating instead of overflowing: a sum past what `Instant` can represent
+/// becomes a deadline about 30 years away (or `t`, if that is later) — "never", as
+/// [`evloop_core::deadline_after`] makes of `Duration::MAX`.
+pub(crate) fn add_saturating(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t.max(evloop_core::deadline_after(d)))
+}
+
 /// The loop running on this thread, or the documented panic.
 fn expect_running_loop() -> evloop_core::EventLoop {
     match evloop_core::running_loop() {
@@ -69,7 +77,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 }
 
 /// Waits until the loop's clock reaches `deadline`. A deadline in the past still yields to the
-/// loop once.
+/// loop once; one in the far future (up to the largest `Instant`) never comes.
 ///
 /// # Panics
 ///
@@ -92,8 +100,9 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
-/// The future of [`sleep`] and [`sleep_until`]. `Unpin` and `!Send` (once polled it holds a
-/// timer of its loop).
+/// The future of [`sleep`] and [`sleep_until`]. `Unpin` and `Send`: once polled it holds a
+/// timer in the heap of the loop that polled it, which it cancels (and whose waker it
+/// releases) when dropped, on any thread.
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Sleep {
     deadline: Instant,
@@ -164,7 +173,8 @@ impl From<Elapsed> for std::io::Error {
 ///
 /// `Ok(output)` if the future completes within `duration`, else `Err(Elapsed)` — and then
 /// the future is dropped (that is how it is cancelled). A future that is ready at its first
-/// poll wins even with a zero duration. The deadline is taken when `timeout` is called.
+/// poll wins even with a zero duration. The deadline is taken when `timeout` is called, and
+/// saturates: `Duration::MAX` never elapses.
 ///
 /// # Panics
 ///
@@ -238,14 +248,14 @@ pub enum MissedTickBehavior {
 impl MissedTickBehavior {
     fn next_deadline(self, missed: Instant, now: Instant, period: Duration) -> Instant {
         match self {
-            MissedTickBehavior::Burst => missed + period,
-            MissedTickBehavior::Delay => now + period,
+            MissedTickBehavior::Burst => add_saturating(missed, period),
+            MissedTickBehavior::Delay => add_saturating(now, period),
             MissedTickBehavior::Skip => {
                 let late = now.saturating_duration_since(missed).as_nanos();
                 let into_period = late % period.as_nanos();
-                // `into_period < period`, so it fits in a u64 whenever the period does.
+                // `into_period <= late`, a real delay, so it fits in a u64 (584 years).
                 let into_period = Duration::from_nanos(u64::try_from(into_period).unwrap_or(0));
-                now + (period - into_period)
+                add_saturating(now, period.saturating_sub(into_period))
             }
         }
     }
@@ -258,7 +268,9 @@ const MISSED_TICK_SLACK: Duration = Duration::from_millis(5);
 ///
 /// Await [`Interval::tick`], or use it as a [`Stream`] of the ticks' scheduled instants.
 /// Ticks the loop was too busy to deliver on time fire in a burst by default
-/// ([`MissedTickBehavior::Burst`]); see [`Interval::set_missed_tick_behavior`].
+/// ([`MissedTickBehavior::Burst`]); see [`Interval::set_missed_tick_behavior`]. Deadlines
+/// saturate: with a period too long for `Instant` (`Duration::MAX`) the interval ticks once,
+/// at once, and then never again.
 ///
 /// # Panics
 ///
@@ -321,11 +333,11 @@ impl Interval {
             return Poll::Pending;
         }
         let now = Instant::now();
-        let next = if now > deadline + MISSED_TICK_SLACK {
+        let next = if now.saturating_duration_since(deadline) > MISSED_TICK_SLACK {
             self.missed_tick_behavior
                 .next_deadline(deadline, now, self.period)
         } else {
-            deadline + self.period
+            add_saturating(deadline, self.period)
         };
         self.sleep.reset(next);
         Poll::Ready(deadline)

@@ -319,3 +319,89 @@ fn sleep_and_timeout_work_in_a_future_spawned_from_another_thread() {
     })
     .expect("run");
 }
+
+/// A waker of our own that forwards to the task's; its `Arc`'s strong count tells how many
+/// clones of it are kept.
+struct Forward(Waker);
+
+impl std::task::Wake for Forward {
+    fn wake(self: Arc<Self>) {
+        self.0.wake_by_ref();
+    }
+}
+
+/// Polls `fut` once (it must be pending) with a counted waker, drops it, and returns how
+/// many clones of that waker outlived it.
+async fn wakers_kept_after_drop<F: Future>(fut: F) -> usize {
+    let probe = poll_fn(|cx| Poll::Ready(Arc::new(Forward(cx.waker().clone())))).await;
+    let waker = Waker::from(probe.clone());
+    let mut fut = Box::pin(fut);
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    drop(waker);
+    drop(fut);
+    Arc::strong_count(&probe) - 1
+}
+
+#[test]
+fn dropped_time_futures_release_their_wakers_at_once() {
+    const LONG: Duration = Duration::from_secs(3600);
+    block_on(async {
+        // A timer due before the others stays at the top of the loop's timer heap, so the
+        // cancelled entries behind it are neither skipped nor compacted away meanwhile.
+        let first = evloop::spawn(sleep(LONG / 2));
+        yield_now().await;
+
+        assert_eq!(wakers_kept_after_drop(sleep(LONG)).await, 0, "sleep");
+        assert_eq!(
+            wakers_kept_after_drop(sleep_until(Instant::now() + LONG)).await,
+            0,
+            "sleep_until"
+        );
+        let never = std::future::pending::<()>();
+        assert_eq!(
+            wakers_kept_after_drop(timeout(LONG, never)).await,
+            0,
+            "timeout"
+        );
+        let never = std::future::pending::<()>();
+        assert_eq!(
+            wakers_kept_after_drop(timeout_at(Instant::now() + LONG, never)).await,
+            0,
+            "timeout_at"
+        );
+        let mut ticks = interval(LONG);
+        ticks.tick().await; // the first tick is immediate; the next one is an hour away
+        assert_eq!(
+            wakers_kept_after_drop(async move { ticks.tick().await }).await,
+            0,
+            "interval"
+        );
+
+        // `Sleep::reset` drops the armed timer: it must let go of the waker too.
+        let probe = poll_fn(|cx| Poll::Ready(Arc::new(Forward(cx.waker().clone())))).await;
+        let waker = Waker::from(probe.clone());
+        let mut s = sleep(LONG);
+        assert!(
+            Pin::new(&mut s)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(waker);
+        s.reset(Instant::now() + 2 * LONG);
+        assert_eq!(Arc::strong_count(&probe), 1, "Sleep::reset");
+
+        first.cancel();
+    });
+}
+
+#[test]
+fn time_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    assert_send(&sleep(MS));
+    assert_send(&interval(MS));
+    assert_send(&timeout(MS, async {}));
+}

@@ -18,7 +18,6 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Poll, Waker};
 use std::thread::{self};
-use std::time::Instant;
 
 use evloop_core::task::{Runnable, Schedule};
 use evloop_core::{EventLoop, ExceptionContext, LoopHandle, Task, TaskRef};
@@ -68,7 +67,7 @@ pub(crate) fn shutdown_default_executor(lp: &EventLoop) {
     let pool = slot.pool.borrow().clone();
     let Some(pool) = pool else { return };
     pool.begin_shutdown();
-    let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+    let deadline = evloop_core::deadline_after(SHUTDOWN_TIMEOUT);
     if !lp.is_running() && !lp.is_closed() {
         let waited = lp.run_until_complete(crate::time::timeout_at(deadline, pool.drained()));
         if let Err(e) = waited {

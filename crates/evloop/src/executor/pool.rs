@@ -90,7 +90,9 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// How long a thread waits for a job before it exits. Default 10 s.
+    /// How long a thread waits for a job before it exits. Default 10 s. `Duration::MAX` (or any
+    /// duration too long for `Instant`) means threads never retire while the pool is up; they
+    /// still exit promptly when it shuts down.
     pub fn idle_timeout(mut self, d: Duration) -> ThreadPoolBuilder {
         self.idle_timeout = d;
         self
@@ -293,6 +295,7 @@ impl fmt::Debug for ThreadPool {
 /// A pool thread: runs jobs until it has been idle for `idle_timeout`, or the pool shuts down
 /// and the queue is empty.
 fn worker(inner: &PoolInner) {
+    let _exit = WorkerExit(inner);
     let mut state = lock(&inner.state);
     loop {
         if let Some(job) = state.queue.pop_front() {
@@ -306,11 +309,19 @@ fn worker(inner: &PoolInner) {
         if state.shutdown {
             break;
         }
-        // Idle: wait for work until the idle deadline (spurious wake-ups keep the deadline).
-        let deadline = Instant::now() + inner.idle_timeout;
+        // Idle: wait for work until the idle deadline (spurious wake-ups keep the deadline). An
+        // idle timeout too long for `Instant` (`Duration::MAX`) means "never retire".
+        let deadline = Instant::now().checked_add(inner.idle_timeout);
         let mut timed_out = false;
         state.idle += 1;
         while state.queue.is_empty() && !state.shutdown {
+            let Some(deadline) = deadline else {
+                state = inner
+                    .work
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
             let now = Instant::now();
             if now >= deadline {
                 timed_out = true;
@@ -327,15 +338,27 @@ fn worker(inner: &PoolInner) {
             break;
         }
     }
-    state.threads -= 1;
-    let drained = if state.threads == 0 {
-        state.drained.take()
-    } else {
-        None
-    };
     drop(state);
-    inner.exited.notify_all();
-    if let Some(w) = drained {
-        w.wake();
+}
+
+/// Uncounts a worker thread when it ends — even by a panic outside its jobs, so that a
+/// shutdown never waits for a thread that is gone.
+struct WorkerExit<'a>(&'a PoolInner);
+
+impl Drop for WorkerExit<'_> {
+    fn drop(&mut self) {
+        let inner = self.0;
+        let mut state = lock(&inner.state);
+        state.threads -= 1;
+        let drained = if state.threads == 0 {
+            state.drained.take()
+        } else {
+            None
+        };
+        drop(state);
+        inner.exited.notify_all();
+        if let Some(w) = drained {
+            w.wake();
+        }
     }
 }
