@@ -259,7 +259,7 @@ fn poll_bytes(
         match op() {
             Ok(n) => {
                 if clear_short && n > 0 && n < want {
-                    source.clear_ready(dir, tick);
+                    source.clear_ready_after_short(dir, tick);
                 }
                 return Poll::Ready(Ok(n));
             }

@@ -46,8 +46,11 @@
 //! (and `Async`'s `AsyncRead`/`AsyncWrite`) also clear after a *short* operation (the
 //! queue ran dry / the send buffer filled), saving the `WouldBlock` call. For reads this is
 //! only done where the reactor reports the peer's close (EPOLLRDHUP/HUP) as a sticky bit
-//! that `clear_ready` cannot clear ([`Source::reports_read_closed`]), so an EOF that came
-//! with the data is never lost.
+//! that a short read's clear ([`Source::clear_ready_after_short`]) leaves set
+//! ([`Source::reports_read_closed`]), so an EOF that came with the data is never lost.
+//! A `WouldBlock` clears even that bit: a socket that reports a hang-up yet answers
+//! `EAGAIN` (a datagram socket after `shutdown(Read)`) waits for the next event instead of
+//! busy-looping.
 //!
 //! # Linux
 //!
