@@ -112,3 +112,44 @@ fn injected_callbacks_keep_fifo_order_across_iterations() {
     assert_eq!(seen.len(), N as usize);
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "order was not kept");
 }
+
+/// The loop polls every task within a co-operative budget ([`coop::DEFAULT_BUDGET`]): a task
+/// whose (here hand-made, always-ready) I/O takes part in the budget yields after spending
+/// it, so a due timer and another task run before it goes on.
+#[test]
+fn a_task_spending_its_budget_yields_to_timers_and_tasks() {
+    use evloop_reactor::coop;
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    /// One always-ready operation that takes part in the budget.
+    fn poll_op(cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if coop::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
+        coop::consume();
+        Poll::Ready(())
+    }
+
+    let lp = EventLoop::new().unwrap();
+    let timer = Rc::new(Cell::new(false));
+    let other = Rc::new(Cell::new(false));
+    let (t, o) = (timer.clone(), other.clone());
+    let hog = lp.create_task(async move {
+        let lp = evloop_core::running_loop().unwrap();
+        lp.call_later(Duration::ZERO, move || t.set(true));
+        drop(lp.create_task(async move { o.set(true) }));
+        let mut ops = 0u32;
+        while !(timer.get() && other.get()) && ops < 100_000 {
+            poll_fn(poll_op).await;
+            ops += 1;
+        }
+        (ops, timer.get(), other.get())
+    });
+    let (ops, timer_ran, other_ran) = lp.run_until_complete(hog).unwrap().unwrap();
+    assert!(timer_ran && other_ran, "starved for {ops} operations");
+    assert!(
+        ops <= 4 * coop::DEFAULT_BUDGET,
+        "{ops} operations before the others ran"
+    );
+}

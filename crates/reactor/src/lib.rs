@@ -52,6 +52,16 @@
 //! `EAGAIN` (a datagram socket after `shutdown(Read)`) waits for the next event instead of
 //! busy-looping.
 //!
+//! # Co-operative budget
+//!
+//! Every operation of [`Async`] and the [`Readable`] / [`Writable`] futures spends one unit
+//! of a thread-local budget that the task poller sets ([`coop::with_budget`]; evloop's loop
+//! gives each task poll [`coop::DEFAULT_BUDGET`] = 128); once it is spent, the next
+//! operation wakes the task and returns `Pending`, so a task whose I/O is always ready still
+//! yields to timers and other tasks. Unconstrained when no budget is set.
+//! [`Source::poll_ready`] itself spends nothing: it is the primitive the budgeted operations
+//! are built on.
+//!
 //! # Linux
 //!
 //! `polling` registers and deletes fds, but on Linux the reactor waits itself, with one
@@ -129,6 +139,7 @@
 //! ```
 
 mod async_io;
+pub mod coop;
 #[cfg(target_os = "linux")]
 mod epoll_wait;
 mod future;
