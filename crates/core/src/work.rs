@@ -113,9 +113,14 @@ impl Shared {
         }
     }
 
-    /// Work waiting in the injection queue, as ready-queue items.
+    /// Work waiting in the injection queue, as ready-queue items, in FIFO order.
+    ///
+    /// Takes at most the items queued when the call began (asyncio's `ntodo` snapshot): other
+    /// threads posting as fast as they can cannot keep the drain, and so the iteration, from
+    /// ending; what they post meanwhile waits for the next iteration, after timers and I/O.
     pub(crate) fn drain_injected(&self, into: &mut std::collections::VecDeque<Work>) {
-        while let Some(i) = self.injector.pop() {
+        for _ in 0..self.injector.len() {
+            let Some(i) = self.injector.pop() else { break };
             into.push_back(i.into());
         }
     }

@@ -83,6 +83,7 @@ pub use evloop_policy::{
     get_event_loop_policy, get_running_loop, new_event_loop, set_event_loop, set_event_loop_policy,
 };
 pub use evloop_reactor as reactor;
+pub use evloop_reactor::coop;
 
 // -- run(), Runner, spawn, Ctrl-C --
 mod runner;

@@ -10,6 +10,7 @@ use std::task::{Context, Poll, ready};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::coop;
 use crate::reactor::Reactor;
 use crate::readiness::Direction;
 use crate::source::Source;
@@ -23,6 +24,11 @@ use crate::source::Source;
 /// [`futures_io::AsyncRead`] / [`AsyncWrite`] for `Async<T>`, and for
 /// `&Async<T>` where `&T` is `Read` / `Write` (so `Arc<Async<TcpStream>>`
 /// can be split into a reading and a writing half).
+///
+/// Every operation takes part in the [`coop`](crate::coop) budget: inside a budgeted poll
+/// (every task poll of evloop's loop), once the budget is spent an operation wakes the task
+/// and returns `Pending` without trying the fd, so an always-ready socket cannot starve the
+/// loop.
 ///
 /// Dropping it deregisters the source (waking anyone still waiting on it with
 /// an error), then drops `T`.
@@ -228,7 +234,8 @@ impl<T: AsFd> Async<T> {
     }
 }
 
-/// The try-first readiness loop shared by all `poll_*_with*` methods.
+/// The try-first readiness loop shared by all `poll_*_with*` methods, within the task's
+/// [`coop`] budget.
 #[inline]
 fn poll_with<R>(
     source: &Source,
@@ -236,13 +243,17 @@ fn poll_with<R>(
     cx: &mut Context<'_>,
     mut op: impl FnMut() -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
-    loop {
-        let tick = ready!(source.poll_ready(dir, cx))?;
-        match op() {
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => source.clear_ready(dir, tick),
-            result => return Poll::Ready(result),
+    coop::budgeted(cx, |cx| {
+        loop {
+            let tick = ready!(source.poll_ready(dir, cx))?;
+            match op() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    source.clear_ready(dir, tick)
+                }
+                result => return Poll::Ready(result),
+            }
         }
-    }
+    })
 }
 
 /// The loop of the `*_bytes_with` methods (see `poll_read_bytes_with`).
@@ -254,20 +265,24 @@ fn poll_bytes(
     clear_short: bool,
     mut op: impl FnMut() -> io::Result<usize>,
 ) -> Poll<io::Result<usize>> {
-    loop {
-        let tick = ready!(source.poll_ready(dir, cx))?;
-        match op() {
-            Ok(n) => {
-                if clear_short && n > 0 && n < want {
-                    source.clear_ready(dir, tick);
+    coop::budgeted(cx, |cx| {
+        loop {
+            let tick = ready!(source.poll_ready(dir, cx))?;
+            match op() {
+                Ok(n) => {
+                    if clear_short && n > 0 && n < want {
+                        source.clear_ready_after_short(dir, tick);
+                    }
+                    return Poll::Ready(Ok(n));
                 }
-                return Poll::Ready(Ok(n));
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    source.clear_ready(dir, tick)
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Poll::Ready(Err(err)),
             }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => source.clear_ready(dir, tick),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Poll::Ready(Err(err)),
         }
-    }
+    })
 }
 
 impl<T: AsFd> Drop for Async<T> {

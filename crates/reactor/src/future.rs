@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use crate::source::Source;
 
 /// Future returned by [`Source::readable`]: resolves once the source's read
-/// flag is set (or with an error once the source is closed).
+/// flag is set (or with an error once the source is closed). Takes part in the
+/// [`coop`](crate::coop) budget.
 #[must_use = "futures do nothing unless polled"]
 pub struct Readable<'a> {
     source: &'a Source,
@@ -25,7 +26,7 @@ impl Future for Readable<'_> {
     type Output = io::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.source.poll_readable(cx)
+        crate::coop::budgeted(cx, |cx| self.source.poll_readable(cx))
     }
 }
 
@@ -38,7 +39,8 @@ impl fmt::Debug for Readable<'_> {
 }
 
 /// Future returned by [`Source::writable`]: resolves once the source's write
-/// flag is set (or with an error once the source is closed).
+/// flag is set (or with an error once the source is closed). Takes part in the
+/// [`coop`](crate::coop) budget.
 #[must_use = "futures do nothing unless polled"]
 pub struct Writable<'a> {
     source: &'a Source,
@@ -54,7 +56,7 @@ impl Future for Writable<'_> {
     type Output = io::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.source.poll_writable(cx)
+        crate::coop::budgeted(cx, |cx| self.source.poll_writable(cx))
     }
 }
 

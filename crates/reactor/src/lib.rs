@@ -46,8 +46,21 @@
 //! (and `Async`'s `AsyncRead`/`AsyncWrite`) also clear after a *short* operation (the
 //! queue ran dry / the send buffer filled), saving the `WouldBlock` call. For reads this is
 //! only done where the reactor reports the peer's close (EPOLLRDHUP/HUP) as a sticky bit
-//! that `clear_ready` cannot clear ([`Source::reports_read_closed`]), so an EOF that came
-//! with the data is never lost.
+//! that a short read's clear ([`Source::clear_ready_after_short`]) leaves set
+//! ([`Source::reports_read_closed`]), so an EOF that came with the data is never lost.
+//! A `WouldBlock` clears even that bit: a socket that reports a hang-up yet answers
+//! `EAGAIN` (a datagram socket after `shutdown(Read)`) waits for the next event instead of
+//! busy-looping.
+//!
+//! # Co-operative budget
+//!
+//! Every operation of [`Async`] and the [`Readable`] / [`Writable`] futures spends one unit
+//! of a thread-local budget that the task poller sets ([`coop::with_budget`]; evloop's loop
+//! gives each task poll [`coop::DEFAULT_BUDGET`] = 128); once it is spent, the next
+//! operation wakes the task and returns `Pending`, so a task whose I/O is always ready still
+//! yields to timers and other tasks. Unconstrained when no budget is set.
+//! [`Source::poll_ready`] itself spends nothing: it is the primitive the budgeted operations
+//! are built on.
 //!
 //! # Linux
 //!
@@ -126,6 +139,7 @@
 //! ```
 
 mod async_io;
+pub mod coop;
 #[cfg(target_os = "linux")]
 mod epoll_wait;
 mod future;

@@ -76,8 +76,9 @@ impl Interest {
 
 const READY: u64 = 0b001;
 const CLOSED: u64 = 0b010;
-/// Sticky "the peer closed this direction" (EPOLLRDHUP/EPOLLHUP): the flag can no longer be
-/// cleared, because every further read returns at once (EOF or an error).
+/// "The peer closed this direction" (EPOLLRDHUP/EPOLLHUP): sticky for short operations (every
+/// further stream read returns at once, EOF or an error, see [`Readiness::clear_unless_hup`]);
+/// a `WouldBlock` clears it with the flag ([`Readiness::clear`]).
 const HUP: u64 = 0b100;
 const TICK_SHIFT: u32 = 3;
 
@@ -92,7 +93,7 @@ pub(crate) enum Check {
     Closed,
 }
 
-/// One direction's state word: `tick << 2 | closed << 1 | ready`.
+/// One direction's state word: `tick << 3 | hup << 2 | closed << 1 | ready`.
 #[derive(Debug)]
 pub(crate) struct Readiness(AtomicU64);
 
@@ -124,13 +125,31 @@ impl Readiness {
             .is_ok()
     }
 
-    /// Clears the ready flag, but only if it is set *and* no event arrived since
-    /// `tick` was handed out by [`check`](Self::check).
+    /// Clears the ready flag (and the hang-up bit), but only if it is set *and* no event
+    /// arrived since `tick` was handed out by [`check`](Self::check).
+    ///
+    /// For an operation that failed with `WouldBlock`: the kernel has just said "not ready",
+    /// hang-up or not. (A datagram socket whose read side is shut down reports EPOLLRDHUP for
+    /// good yet answers EAGAIN; keeping the flag set would retry forever.) An edge-triggered
+    /// event reports the fd's whole current state, so a hang-up still in force comes back
+    /// with the next event.
     ///
     /// Returns whether the flag was cleared. A stale tick means a newer event
     /// raced with the operation that failed: the flag stays set so the caller
     /// retries instead of sleeping through that event.
     pub(crate) fn clear(&self, tick: u64) -> bool {
+        let ready = (tick << TICK_SHIFT) | READY;
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                (word & !HUP == ready).then_some(ready & !READY)
+            })
+            .is_ok()
+    }
+
+    /// Like [`clear`](Self::clear), but leaves a hung-up direction set: for a *short*
+    /// operation (the queue ran dry), after which an EOF reported with the data must still
+    /// be read.
+    pub(crate) fn clear_unless_hup(&self, tick: u64) -> bool {
         let ready = (tick << TICK_SHIFT) | READY;
         self.0
             .compare_exchange(ready, ready & !READY, Ordering::AcqRel, Ordering::Acquire)
@@ -256,17 +275,40 @@ mod tests {
     }
 
     #[test]
-    fn hup_makes_the_flag_sticky() {
+    fn hup_makes_the_flag_sticky_for_short_operations() {
         let r = Readiness::new(false);
         assert!(r.set_ready(true));
         let Check::Ready(tick) = r.check() else {
             panic!("not ready")
         };
-        assert!(!r.clear(tick), "a hung-up direction stays ready");
+        assert!(!r.clear_unless_hup(tick), "a hung-up direction stays ready");
         assert!(r.set_ready(false));
         let Check::Ready(tick) = r.check() else {
             panic!("not ready")
         };
-        assert!(!r.clear(tick), "HUP survives later events");
+        assert!(!r.clear_unless_hup(tick), "HUP survives later events");
+    }
+
+    #[test]
+    fn would_block_clears_even_a_hung_up_direction() {
+        let r = Readiness::new(false);
+        assert!(r.set_ready(true));
+        let Check::Ready(tick) = r.check() else {
+            panic!("not ready")
+        };
+        assert!(!r.clear(tick + 1), "a stale tick never clears");
+        assert!(r.clear(tick), "WouldBlock proves the direction not ready");
+        assert_eq!(r.check(), Check::NotReady);
+        // The hang-up went with it: a later plain event is not sticky.
+        assert!(r.set_ready(false));
+        let Check::Ready(tick) = r.check() else {
+            panic!("not ready")
+        };
+        assert!(r.clear_unless_hup(tick));
+        // A closed word is never cleared.
+        assert!(r.set_ready(true));
+        assert!(r.close());
+        assert!(!r.clear(tick + 1));
+        assert_eq!(r.check(), Check::Closed);
     }
 }

@@ -117,11 +117,11 @@ impl Source {
 
     /// Does the reactor report the peer closing its side of this source (EPOLLRDHUP / HUP)?
     ///
-    /// If so, once that happened the read flag can no longer be cleared, so a reader may clear
-    /// read readiness right after a *short* read of a byte stream (fewer bytes than asked
-    /// for: the receive queue was empty at that moment) without ever missing the EOF that
-    /// followed the data — which saves the `WouldBlock` read that would otherwise end each
-    /// burst. True for edge-triggered sources on Linux.
+    /// If so, once that happened [`clear_ready_after_short`](Self::clear_ready_after_short)
+    /// leaves the read flag set, so a reader may call it right after a *short* read of a byte
+    /// stream (fewer bytes than asked for: the receive queue was empty at that moment)
+    /// without ever missing the EOF that followed the data — which saves the `WouldBlock`
+    /// read that would otherwise end each burst. True for edge-triggered sources on Linux.
     pub fn reports_read_closed(&self) -> bool {
         cfg!(target_os = "linux") && self.trigger == Trigger::Edge
     }
@@ -191,8 +191,24 @@ impl Source {
     /// Kernel-side re-arming (for oneshot and level sources) happens when a
     /// waiter next registers in [`poll_ready`](Self::poll_ready), so a clear
     /// never costs a syscall.
+    ///
+    /// A `WouldBlock` clears even a direction the peer hung up (EPOLLRDHUP/HUP): some sockets
+    /// (a datagram socket after `shutdown(Read)`) keep reporting the hang-up yet keep
+    /// answering `WouldBlock`, and retrying them would busy-loop. The next event reports the
+    /// hang-up again if it still holds.
     pub fn clear_ready(&self, dir: Direction, tick: u64) {
         self.readiness[dir.index()].clear(tick);
+    }
+
+    /// Clears the ready flag for `dir` after a *short* operation (a read that returned fewer
+    /// bytes than asked for, a write that took fewer than given: the queue ran dry or
+    /// filled), unless an event arrived after `tick` or the peer hung up.
+    ///
+    /// A hung-up direction stays set, so that the EOF reported with the last data is read
+    /// at once (see [`reports_read_closed`](Self::reports_read_closed)); the read that
+    /// returns it, or a `WouldBlock` and [`clear_ready`](Self::clear_ready), ends that.
+    pub fn clear_ready_after_short(&self, dir: Direction, tick: u64) {
+        self.readiness[dir.index()].clear_unless_hup(tick);
     }
 
     /// [`poll_ready`](Self::poll_ready) for [`Direction::Read`], without the tick.

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use evloop_reactor::coop;
+
 use super::EventLoop;
 use crate::error::Error;
 use crate::exception::ExceptionContext;
@@ -99,7 +101,8 @@ impl EventLoop {
             }
             main.queued.store(false, Ordering::Release);
             let mut cx = Context::from_waker(&waker);
-            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            let polled = coop::with_budget(coop::DEFAULT_BUDGET, || fut.as_mut().poll(&mut cx));
+            if let Poll::Ready(out) = polled {
                 output = Some(out);
                 lp.stop();
             }
@@ -269,7 +272,9 @@ impl EventLoop {
         } else {
             "".into()
         };
-        match r.step() {
+        // Each poll gets a fresh co-operative budget of I/O operations: a task whose I/O is
+        // always ready yields after DEFAULT_BUDGET of them instead of starving the loop.
+        match coop::with_budget(coop::DEFAULT_BUDGET, || r.step()) {
             Step::Finished => {
                 tracing::trace!(task = id.as_u64(), "task finished");
                 self.forget_task(slot, id);

@@ -303,3 +303,55 @@ fn an_eof_queued_behind_the_data_is_not_lost_after_a_short_read() {
     assert!(matches!(poll_read_once(&mut a), Poll::Ready(Ok(0))));
     assert!(matches!(poll_read_once(&mut a), Poll::Ready(Ok(0))));
 }
+
+/// A datagram socket whose read side is shut down reports read readiness and a hang-up
+/// (EPOLLIN | EPOLLRDHUP) for good, yet its non-blocking receive answers `WouldBlock`: a
+/// pending receive must go back to waiting instead of retrying forever on the sticky
+/// hang-up (it used to spin inside a single poll at 100 % CPU).
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_shut_down_datagram_socket_waits_instead_of_spinning() {
+    use std::os::unix::net::UnixDatagram;
+    // Receive attempts allowed before the test calls it a spin (and breaks the loop).
+    const SPIN: usize = 1000;
+    let reactor = Reactor::new().expect("reactor");
+    let (a, _b) = UnixDatagram::pair().expect("pair");
+    let a = Async::new(a, &reactor).expect("async");
+    let attempts = AtomicUsize::new(0);
+    let mut buf = [0u8; 16];
+    let mut poll_recv = |cx: &mut Context<'_>| {
+        a.poll_read_with(cx, |s| {
+            if attempts.fetch_add(1, Ordering::Relaxed) >= SPIN {
+                return Err(io::Error::other("spinning on a sticky hang-up"));
+            }
+            s.recv(&mut buf)
+        })
+    };
+    let (woken, waker) = super::CountWaker::new();
+    let mut cx = Context::from_waker(&waker);
+    assert!(poll_recv(&mut cx).is_pending(), "nothing was sent");
+    a.get_ref()
+        .shutdown(std::net::Shutdown::Read)
+        .expect("shutdown");
+    reactor
+        .wait(Some(std::time::Duration::from_secs(1)))
+        .expect("wait");
+    assert_eq!(woken.count(), 1, "the hang-up is an event");
+    // Woken by the hang-up, the receive tries once, sees WouldBlock, and waits again.
+    let poll = poll_recv(&mut cx);
+    assert!(poll.is_pending(), "{poll:?}");
+    assert!(
+        attempts.load(Ordering::Relaxed) <= 3,
+        "{attempts:?} receive attempts"
+    );
+    // Nothing new happens, so the next waits report nothing and poll nothing.
+    for _ in 0..3 {
+        reactor.wait(Some(std::time::Duration::ZERO)).expect("wait");
+    }
+    assert_eq!(woken.count(), 1, "no event after the hang-up");
+    assert!(poll_recv(&mut cx).is_pending());
+    assert!(
+        attempts.load(Ordering::Relaxed) <= 4,
+        "{attempts:?} receive attempts"
+    );
+}
