@@ -34,10 +34,14 @@
 //!   [`raw_task`].
 //! - `evloop-policy`: thread binding — [`get_event_loop`], [`set_event_loop`],
 //!   [`new_event_loop`], [`get_running_loop`], [`EventLoopPolicy`] and friends.
+//! - `evloop-io`: the I/O on the running loop, re-exported here unchanged — [`net`],
+//!   [`protocol`], [`process`], [`signal`] ([`SignalHandlers`]), the thread pool
+//!   ([`executor`], [`RunInExecutor`], [`to_thread`]) and time ([`sleep`], [`timeout`],
+//!   [`interval`]). It needs only the core, so a runtime of your own can use it without the
+//!   policy layer or [`run`].
 //! - This crate: [`run`] and [`Runner`] (asyncio.run / asyncio.Runner), [`spawn`]
-//!   (asyncio.create_task); time ([`sleep`], [`timeout`], [`interval`]); task utilities
-//!   ([`gather`], [`wait`], [`TaskGroup`], [`to_thread`]); [`net`], [`protocol`], [`process`]
-//!   and [`signal`].
+//!   (asyncio.create_task); task utilities ([`gather`], [`wait`], [`TaskGroup`]); the
+//!   macros [`main`] and [`test`].
 //!
 //! ## Current loop and running loop
 //!
@@ -85,9 +89,8 @@ pub use evloop_policy::{
 pub use evloop_reactor as reactor;
 pub use evloop_reactor::coop;
 
-// -- run(), Runner, spawn, Ctrl-C --
+// -- run(), Runner, spawn --
 mod runner;
-pub mod signal;
 
 pub use runner::{Runner, RunnerBuilder, run};
 
@@ -125,27 +128,21 @@ where
     }
 }
 
-// -- utilities --
-pub mod executor;
+// -- task utilities --
 mod task_group;
 mod task_util;
-pub mod time;
 
 pub use evloop_macros::{main, test};
-pub use executor::{RunInExecutor, to_thread};
 pub use task_group::{TaskGroup, TaskGroupError};
 pub use task_util::{ReturnWhen, gather, wait, wait_timeout};
+
+// -- I/O, processes, signals, the thread pool, time: evloop-io --
+pub use evloop_io::{executor, net, process, protocol, signal, time};
+pub use executor::{RunInExecutor, to_thread};
+pub use signal::SignalHandlers;
 pub use time::{
     Elapsed, Interval, Sleep, interval, sleep, sleep_until, timeout, timeout_at, yield_now,
 };
-
-// -- I/O --
-pub mod net;
-pub mod protocol;
-
-// -- process & signals --
-pub mod process;
-pub use signal::SignalHandlers;
 
 /// The README's code blocks, compiled and run as doc-tests so that they stay true.
 #[doc = include_str!("../../../README.md")]

@@ -26,9 +26,9 @@ pub use super::split::{TcpOwnedReadHalf as OwnedReadHalf, TcpOwnedWriteHalf as O
 /// own thread) bind the same address; the kernel spreads incoming connections over them.
 ///
 /// ```
-/// use evloop::net::{ListenOptions, TcpListener};
+/// use evloop_io::net::{ListenOptions, TcpListener};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let opts = ListenOptions::new().reuse_port(true).backlog(128);
 ///     let a = TcpListener::bind_with("127.0.0.1:0", &opts).await?;
 ///     let b = TcpListener::bind_with(a.local_addr()?, &opts).await?; // same port
@@ -111,9 +111,9 @@ impl ListenOptions {
 /// A TCP socket listening for connections (tokio's `TcpListener`, asyncio's server socket).
 ///
 /// ```
-/// use evloop::net::{TcpListener, TcpStream};
+/// use evloop_io::net::{TcpListener, TcpStream};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
 ///     let client = TcpStream::connect(listener.local_addr()?).await?;
 ///     let (server_side, peer) = listener.accept().await?;
@@ -237,9 +237,9 @@ impl Stream for Incoming<'_> {
 ///
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
-/// use evloop::net::{TcpListener, TcpStream};
+/// use evloop_io::net::{TcpListener, TcpStream};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
 ///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
 ///     client.set_nodelay(true)?;

@@ -1,7 +1,7 @@
 //! Signals: Ctrl-C, asyncio's signal handlers, signal streams.
 //!
-//! - [`ctrl_c`] waits for the next SIGINT on the running loop. [`run`](crate::run) and
-//!   [`Runner::run`](crate::Runner::run) use the same plumbing on the main thread to turn the
+//! - [`ctrl_c`] waits for the next SIGINT on the running loop. `evloop::run` and
+//!   `evloop::Runner::run` use the same plumbing on the main thread to turn the
 //!   first Ctrl-C into [`Error::Interrupted`].
 //! - [`SignalHandlers`] (re-exported at the crate root) adds asyncio's
 //!   `add_signal_handler(sig, callback)` / `remove_signal_handler(sig)` to [`EventLoop`].
@@ -12,11 +12,11 @@
 //! ```
 //! use std::cell::Cell;
 //! use std::rc::Rc;
-//! use evloop::SignalHandlers;
-//! use evloop::signal::consts::SIGUSR1;
+//! use evloop_io::SignalHandlers;
+//! use evloop_io::signal::consts::SIGUSR1;
 //!
-//! evloop::run(async {
-//!     let lp = evloop::get_running_loop()?;
+//! evloop_core::EventLoop::new()?.run_until_complete(async {
+//!     let lp = evloop_core::running_loop().ok_or(evloop_core::Error::NoRunningLoop)?;
 //!     let thread = std::thread::current().id();
 //!     let got = Rc::new(Cell::new(false));
 //!     let flag = got.clone();
@@ -29,7 +29,7 @@
 //!         .args(["-USR1", &std::process::id().to_string()])
 //!         .status()?;
 //!     while !got.get() {
-//!         evloop::sleep(std::time::Duration::from_millis(1)).await;
+//!         evloop_io::time::sleep(std::time::Duration::from_millis(1)).await;
 //!     }
 //!     lp.remove_signal_handler(SIGUSR1);
 //!     Ok::<(), Box<dyn std::error::Error>>(())
@@ -65,7 +65,7 @@
 //! Limit: if the program registers its own actions for a signal with signal-hook *after*
 //! evloop first listened to it, evloop's emulated default action runs before them whenever no
 //! evloop listener exists. Programs that manage SIGINT themselves should turn the runner's
-//! handling off with [`RunnerBuilder::ctrl_c(false)`](crate::RunnerBuilder::ctrl_c).
+//! handling off with `evloop::RunnerBuilder::ctrl_c(false)`.
 
 mod handlers;
 pub(crate) mod registry;
@@ -192,22 +192,23 @@ impl Drop for CtrlCListener {
 /// the process; see the [module docs](self)). Errors: `Err(Error::NoRunningLoop)` when not
 /// polled inside a running loop, `Err(Error::Io)` if the signal cannot be watched.
 ///
-/// Inside [`run`](crate::run), `ctrl_c()` takes Ctrl-C for itself: the run does not cancel its
+/// Inside `evloop::run`, `ctrl_c()` takes Ctrl-C for itself: the run does not cancel its
 /// main future for a SIGINT that a `ctrl_c()` future receives (nor while a loop has a SIGINT
 /// handler or a SIGINT [`Signals`] stream exists). That is how a program shuts down
 /// gracefully on Ctrl-C:
 ///
 /// ```no_run
-/// evloop::run(async {
-///     let server = evloop::spawn(async { /* serve until cancelled */ });
-///     let ctrl_c = evloop::signal::ctrl_c(); // listening from here on
+/// let lp = evloop_core::EventLoop::new()?;
+/// lp.run_until_complete(async {
+///     let server = lp.create_task(async { /* serve until cancelled */ });
+///     let ctrl_c = evloop_io::signal::ctrl_c(); // listening from here on
 ///     println!("press Ctrl-C to stop");
 ///     ctrl_c.await?;
 ///     println!("shutting down");
 ///     server.cancel();
-///     Ok::<(), evloop::Error>(())
+///     Ok::<(), evloop_core::Error>(())
 /// })??;
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 pub fn ctrl_c() -> CtrlC {
     let early = evloop_core::running_loop().map(|lp| CtrlCListener::new(&lp));
@@ -215,7 +216,9 @@ pub fn ctrl_c() -> CtrlC {
         inner: Box::pin(async move {
             let listener = match early {
                 Some(registered) => registered?,
-                None => CtrlCListener::new(&evloop_policy::get_running_loop()?)?,
+                None => {
+                    CtrlCListener::new(&evloop_core::running_loop().ok_or(Error::NoRunningLoop)?)?
+                }
             };
             listener.listener.recv().await?;
             USER_CLAIMS.fetch_add(1, Ordering::SeqCst);
@@ -246,8 +249,11 @@ impl std::fmt::Debug for CtrlC {
 
 /// The future a run on the main thread races its main future against: it completes at the
 /// first SIGINT that no user listener (`ctrl_c()`, a handler, a stream) takes. Registered at
-/// once (before the run starts).
-pub(crate) fn run_interrupt(lp: &EventLoop) -> Result<Pin<Box<dyn Future<Output = ()>>>, Error> {
+/// once (before the run starts). `evloop::run` and `Runner::run` use it on the main thread;
+/// a runner of your own can race its main future against it the same way.
+///
+/// Errors: `Err(Error::Io)` if SIGINT cannot be watched.
+pub fn run_interrupt(lp: &EventLoop) -> Result<Pin<Box<dyn Future<Output = ()>>>, Error> {
     let listener = SigintListener::new(lp, false, true)?;
     Ok(Box::pin(async move {
         let mut claims = USER_CLAIMS.load(Ordering::SeqCst);

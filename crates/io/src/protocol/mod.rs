@@ -44,7 +44,7 @@
 //! use std::cell::RefCell;
 //! use std::io;
 //! use std::rc::Rc;
-//! use evloop::protocol::{self, Protocol, Transport};
+//! use evloop_io::protocol::{self, Protocol, Transport};
 //!
 //! struct Echo(Option<Transport>);
 //!
@@ -87,7 +87,7 @@
 //!     }
 //! }
 //!
-//! evloop::run(async {
+//! evloop_core::EventLoop::new()?.run_until_complete(async {
 //!     let server = protocol::create_server(|| Echo(None), "127.0.0.1:0").await?;
 //!     let done = Rc::new(RefCell::new(None));
 //!     let client = Client { message: b"hello", received: Vec::new(), transport: None, done: done.clone() };
@@ -95,7 +95,7 @@
 //!         protocol::create_connection(move || client, server.local_addr()?).await?;
 //!     // The loop runs the callbacks while this task yields.
 //!     while done.borrow().is_none() {
-//!         evloop::yield_now().await;
+//!         evloop_io::time::yield_now().await;
 //!     }
 //!     assert_eq!(done.borrow().as_deref(), Some(&b"hello"[..]));
 //!     server.close(); // stop accepting
@@ -278,7 +278,7 @@ fn connect_with<P: Protocol>(
 ///
 /// ```
 /// use std::{cell::RefCell, io, net::SocketAddr, rc::Rc};
-/// use evloop::protocol::{create_datagram_endpoint, DatagramProtocol, DatagramTransport};
+/// use evloop_io::protocol::{create_datagram_endpoint, DatagramProtocol, DatagramTransport};
 ///
 /// /// Echoes every datagram back to its sender.
 /// struct Echo(Option<DatagramTransport>);
@@ -290,9 +290,9 @@ fn connect_with<P: Protocol>(
 ///     fn connection_lost(&mut self, _: Option<io::Error>) {}
 /// }
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let (server, _) = create_datagram_endpoint(|| Echo(None), "127.0.0.1:0", None).await?;
-///     let client = evloop::net::UdpSocket::bind("127.0.0.1:0").await?;
+///     let client = evloop_io::net::UdpSocket::bind("127.0.0.1:0").await?;
 ///     client.send_to(b"ping", server.local_addr()?).await?;
 ///     let mut buf = [0; 16];
 ///     let (n, _) = client.recv_from(&mut buf).await?;

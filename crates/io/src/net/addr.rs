@@ -193,10 +193,10 @@ async fn blocking_lookup(
 /// addresses come back in the resolver's order.
 ///
 /// ```
-/// evloop::run(async {
-///     let addrs: Vec<_> = evloop::net::lookup_host("localhost").await?.collect();
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
+///     let addrs: Vec<_> = evloop_io::net::lookup_host("localhost").await?.collect();
 ///     assert!(addrs.iter().all(|a| a.ip().is_loopback()));
-///     let literal: Vec<_> = evloop::net::lookup_host("127.0.0.1:80").await?.collect();
+///     let literal: Vec<_> = evloop_io::net::lookup_host("127.0.0.1:80").await?.collect();
 ///     assert_eq!(literal, ["127.0.0.1:80".parse().unwrap()]);
 ///     std::io::Result::Ok(())
 /// })??;

@@ -59,15 +59,15 @@ struct PoolInner {
 /// [`RunInExecutor::set_default_executor`](super::RunInExecutor::set_default_executor).
 ///
 /// ```
-/// use evloop::RunInExecutor;
+/// use evloop_io::RunInExecutor;
 ///
-/// let lp = evloop::EventLoop::new()?;
-/// let pool = evloop::executor::ThreadPool::builder().max_threads(2).build();
+/// let lp = evloop_core::EventLoop::new()?;
+/// let pool = evloop_io::executor::ThreadPool::builder().max_threads(2).build();
 /// lp.set_default_executor(pool.clone());
 /// let sum = lp.run_until_complete(lp.run_in_executor(|| (1..=10).sum::<u32>()))?;
 /// assert_eq!(sum.unwrap(), 55);
 /// assert!(pool.num_threads() <= 2);
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct ThreadPool {

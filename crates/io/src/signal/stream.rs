@@ -24,9 +24,9 @@ use super::registry::Subscription;
 /// [`add_signal_handler`](super::SignalHandlers::add_signal_handler)); OS errors.
 ///
 /// ```
-/// use evloop::signal::{consts::SIGHUP, signal};
+/// use evloop_io::signal::{consts::SIGHUP, signal};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let mut hangups = signal(SIGHUP)?;
 ///     std::process::Command::new("kill")
 ///         .args(["-HUP", &std::process::id().to_string()])

@@ -11,17 +11,17 @@
 //! use std::time::{Duration, Instant};
 //!
 //! let start = Instant::now();
-//! evloop::run(async {
-//!     evloop::sleep(Duration::from_millis(20)).await;
+//! evloop_core::EventLoop::new()?.run_until_complete(async {
+//!     evloop_io::time::sleep(Duration::from_millis(20)).await;
 //!     let slow = async {
-//!         evloop::sleep(Duration::from_secs(10)).await;
+//!         evloop_io::time::sleep(Duration::from_secs(10)).await;
 //!         "too late"
 //!     };
-//!     let err = evloop::timeout(Duration::from_millis(10), slow).await.unwrap_err();
+//!     let err = evloop_io::time::timeout(Duration::from_millis(10), slow).await.unwrap_err();
 //!     assert_eq!(err.to_string(), "deadline has elapsed");
 //! })?;
 //! assert!(start.elapsed() >= Duration::from_millis(30));
-//! # Ok::<(), evloop::Error>(())
+//! # Ok::<(), evloop_core::Error>(())
 //! ```
 
 use std::fmt;
@@ -65,12 +65,12 @@ fn expect_running_loop() -> evloop_core::EventLoop {
 /// ```
 /// use std::time::{Duration, Instant};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let start = Instant::now();
-///     evloop::sleep(Duration::from_millis(10)).await;
+///     evloop_io::time::sleep(Duration::from_millis(10)).await;
 ///     assert!(start.elapsed() >= Duration::from_millis(10));
 /// })?;
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
     sleep_until(evloop_core::deadline_after(duration))
@@ -86,12 +86,12 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// ```
 /// use std::time::{Duration, Instant};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let deadline = Instant::now() + Duration::from_millis(5);
-///     evloop::sleep_until(deadline).await;
+///     evloop_io::time::sleep_until(deadline).await;
 ///     assert!(Instant::now() >= deadline);
 /// })?;
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
@@ -183,13 +183,13 @@ impl From<Elapsed> for std::io::Error {
 /// ```
 /// use std::time::Duration;
 ///
-/// evloop::run(async {
-///     let quick = evloop::timeout(Duration::from_secs(1), async { 7 }).await;
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
+///     let quick = evloop_io::time::timeout(Duration::from_secs(1), async { 7 }).await;
 ///     assert_eq!(quick, Ok(7));
 ///     let never = std::future::pending::<()>();
-///     assert!(evloop::timeout(Duration::from_millis(5), never).await.is_err());
+///     assert!(evloop_io::time::timeout(Duration::from_millis(5), never).await.is_err());
 /// })?;
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 pub fn timeout<F: Future>(
     duration: Duration,
@@ -208,13 +208,13 @@ pub fn timeout<F: Future>(
 /// ```
 /// use std::time::{Duration, Instant};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let deadline = Instant::now() + Duration::from_millis(5);
-///     let slow = evloop::sleep(Duration::from_secs(5));
-///     assert!(evloop::timeout_at(deadline, slow).await.is_err());
+///     let slow = evloop_io::time::sleep(Duration::from_secs(5));
+///     assert!(evloop_io::time::timeout_at(deadline, slow).await.is_err());
 ///     assert!(Instant::now() >= deadline);
 /// })?;
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
     let mut future = pin!(future);
@@ -279,15 +279,15 @@ const MISSED_TICK_SLACK: Duration = Duration::from_millis(5);
 /// ```
 /// use std::time::{Duration, Instant};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let start = Instant::now();
-///     let mut ticks = evloop::interval(Duration::from_millis(10));
+///     let mut ticks = evloop_io::time::interval(Duration::from_millis(10));
 ///     for _ in 0..3 {
 ///         ticks.tick().await; // at 0, 10 and 20 ms
 ///     }
 ///     assert!(start.elapsed() >= Duration::from_millis(20));
 /// })?;
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 pub fn interval(period: Duration) -> Interval {
     interval_at(Instant::now(), period)

@@ -18,9 +18,9 @@ use super::running_reactor;
 /// A datagram larger than the buffer given to a receive is truncated, as with std.
 ///
 /// ```
-/// use evloop::net::UdpSocket;
+/// use evloop_io::net::UdpSocket;
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
 ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
 ///     a.send_to(b"hi", b.local_addr()?).await?;

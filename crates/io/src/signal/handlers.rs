@@ -12,8 +12,8 @@ use super::registry::{Subscription, drain};
 /// Signal handlers on an [`EventLoop`]: asyncio's `loop.add_signal_handler(sig, callback)` and
 /// `loop.remove_signal_handler(sig)`.
 ///
-/// The loop engine (`evloop-core`) knows nothing of signals, so the facade adds these methods
-/// to [`EventLoop`] with this trait, re-exported at the crate root: `use
+/// The loop engine (`evloop-core`) knows nothing of signals, so this crate adds these methods
+/// to [`EventLoop`] with this trait, re-exported at the crate root (and at `evloop`'s): `use
 /// evloop::SignalHandlers;` and call them on any loop.
 ///
 /// The callback never runs inside the OS signal handler. That handler (signal-hook's) only
@@ -30,11 +30,11 @@ use super::registry::{Subscription, drain};
 /// ```
 /// use std::cell::Cell;
 /// use std::rc::Rc;
-/// use evloop::SignalHandlers;
-/// use evloop::signal::consts::SIGUSR2;
+/// use evloop_io::SignalHandlers;
+/// use evloop_io::signal::consts::SIGUSR2;
 ///
-/// evloop::run(async {
-///     let lp = evloop::get_running_loop()?;
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
+///     let lp = evloop_core::running_loop().ok_or(evloop_core::Error::NoRunningLoop)?;
 ///     let seen = Rc::new(Cell::new(0));
 ///     let counter = seen.clone();
 ///     lp.add_signal_handler(SIGUSR2, move || counter.set(counter.get() + 1))?;
@@ -44,7 +44,7 @@ use super::registry::{Subscription, drain};
 ///         .args(["-USR2", &std::process::id().to_string()])
 ///         .status()?;
 ///     while seen.get() == 0 {
-///         evloop::sleep(std::time::Duration::from_millis(1)).await;
+///         evloop_io::time::sleep(std::time::Duration::from_millis(1)).await;
 ///     }
 ///     assert!(lp.remove_signal_handler(SIGUSR2)); // back to the default disposition
 ///     assert!(!lp.remove_signal_handler(SIGUSR2));

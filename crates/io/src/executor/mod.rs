@@ -59,8 +59,9 @@ impl Drop for ExecutorSlot {
 /// accepting jobs (later ones resolve as cancelled), the queued and running jobs finish, and
 /// the threads are joined. If the loop is not running, it runs meanwhile, so jobs that need
 /// the loop can finish. Gives up waiting after 300 s (with a warning). No-op if the loop never
-/// had an executor.
-pub(crate) fn shutdown_default_executor(lp: &EventLoop) {
+/// had an executor. `evloop::run` calls it at the end of every run; a runtime of your own
+/// can call it the same way before closing a loop.
+pub fn shutdown_default_executor(lp: &EventLoop) {
     let Some(slot) = lp.find_extension::<ExecutorSlot>() else {
         return;
     };
@@ -239,13 +240,13 @@ fn run_job<T, F: FnOnce() -> T>(completer: Completer<T>, f: F) {
 /// `loop.run_in_executor(None, f)` and `loop.set_default_executor`).
 ///
 /// ```
-/// use evloop::RunInExecutor;
+/// use evloop_io::RunInExecutor;
 ///
-/// let lp = evloop::EventLoop::new()?;
+/// let lp = evloop_core::EventLoop::new()?;
 /// let task = lp.run_in_executor(|| std::thread::current().name().map(str::to_owned));
 /// let name = lp.run_until_complete(task)?.unwrap();
 /// assert!(name.unwrap().starts_with("evloop-executor-"));
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 pub trait RunInExecutor {
     /// Runs `f` on the loop's default executor and returns a task (of this loop) that
@@ -306,13 +307,13 @@ impl RunInExecutor for EventLoop {
 /// Panics outside a running event loop ("no running event loop"), like `spawn`.
 ///
 /// ```
-/// evloop::run(async {
-///     let len = evloop::to_thread(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0));
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
+///     let len = evloop_io::to_thread(|| std::fs::read_dir(".").map(|d| d.count()).unwrap_or(0));
 ///     println!("{} entries", len.await.unwrap());
-///     let boom = evloop::to_thread(|| panic!("in a thread"));
+///     let boom = evloop_io::to_thread(|| panic!("in a thread"));
 ///     assert!(boom.await.unwrap_err().is_panic());
 /// })?;
-/// # Ok::<(), evloop::Error>(())
+/// # Ok::<(), evloop_core::Error>(())
 /// ```
 pub fn to_thread<T, F>(f: F) -> Task<T>
 where

@@ -9,10 +9,10 @@
 //!
 //! ```
 //! use std::process::Stdio;
-//! use evloop::process::Command;
+//! use evloop_io::process::Command;
 //! use futures_lite::{AsyncReadExt, AsyncWriteExt};
 //!
-//! evloop::run(async {
+//! evloop_core::EventLoop::new()?.run_until_complete(async {
 //!     // Output and exit status, all at once.
 //!     let out = Command::new("echo").arg("hello").output().await?;
 //!     assert_eq!(out.stdout, b"hello\n");
@@ -66,9 +66,9 @@ pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 /// and stderr through pipes and gives the child an empty stdin (each unless set explicitly).
 ///
 /// ```
-/// use evloop::process::Command;
+/// use evloop_io::process::Command;
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let status = Command::new("sh")
 ///         .arg("-c")
 ///         .arg("test \"$GREETING\" = hi && test \"$(pwd)\" = /")
@@ -196,7 +196,7 @@ impl Command {
     /// Starts the child on the running loop.
     ///
     /// Errors: `io::Error` "no running event loop" (its inner error is
-    /// [`evloop::Error::NoRunningLoop`](crate::Error::NoRunningLoop)) when called outside a
+    /// [`evloop::Error::NoRunningLoop`](evloop_core::Error::NoRunningLoop)) when called outside a
     /// running loop; the OS errors of std's `spawn` (e.g. `NotFound` for a missing program).
     pub fn spawn(&mut self) -> io::Result<Child> {
         let lp = evloop_core::running_loop()

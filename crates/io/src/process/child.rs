@@ -24,9 +24,9 @@ use super::reap::{ExitWatch, orphan};
 /// loop closes with a task still waiting for a child.
 ///
 /// ```
-/// use evloop::process::Command;
+/// use evloop_io::process::Command;
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let mut child = Command::new("sh").args(["-c", "exit 3"]).spawn()?;
 ///     assert!(child.id().is_some());
 ///     let status = child.wait().await?;
@@ -175,9 +175,9 @@ impl Child {
     ///
     /// ```
     /// use std::os::unix::process::ExitStatusExt;
-    /// use evloop::process::Command;
+    /// use evloop_io::process::Command;
     ///
-    /// evloop::run(async {
+    /// evloop_core::EventLoop::new()?.run_until_complete(async {
     ///     let mut child = Command::new("sleep").arg("100").spawn()?;
     ///     child.kill()?;
     ///     let status = child.wait().await?;
@@ -231,9 +231,9 @@ impl Child {
     ///
     /// ```
     /// use std::process::Stdio;
-    /// use evloop::process::Command;
+    /// use evloop_io::process::Command;
     ///
-    /// evloop::run(async {
+    /// evloop_core::EventLoop::new()?.run_until_complete(async {
     ///     let child = Command::new("sh")
     ///         .args(["-c", "echo out; echo err >&2"])
     ///         .stdout(Stdio::piped())

@@ -28,9 +28,9 @@ pub use super::split::{UnixOwnedReadHalf as OwnedReadHalf, UnixOwnedWriteHalf as
 /// not removed on drop (as with std); remove it yourself.
 ///
 /// ```
-/// use evloop::net::{UnixListener, UnixStream};
+/// use evloop_io::net::{UnixListener, UnixStream};
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let path = std::env::temp_dir().join(format!("evloop-doc-{}.sock", std::process::id()));
 ///     let _ = std::fs::remove_file(&path);
 ///     let listener = UnixListener::bind(&path)?;
@@ -130,8 +130,8 @@ impl Stream for UnixIncoming<'_> {
 /// ```
 /// use futures_lite::{AsyncReadExt, AsyncWriteExt};
 ///
-/// evloop::run(async {
-///     let (mut a, mut b) = evloop::net::UnixStream::pair()?;
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
+///     let (mut a, mut b) = evloop_io::net::UnixStream::pair()?;
 ///     a.write_all(b"over").await?;
 ///     a.close().await?;
 ///     let mut got = String::new();
@@ -300,9 +300,9 @@ stream_io_impls!(&UnixStream);
 /// A Unix-domain datagram socket.
 ///
 /// ```
-/// use evloop::net::UnixDatagram;
+/// use evloop_io::net::UnixDatagram;
 ///
-/// evloop::run(async {
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
 ///     let (a, b) = UnixDatagram::pair()?;
 ///     a.send(b"dgram").await?;
 ///     let mut buf = [0u8; 16];

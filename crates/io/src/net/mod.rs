@@ -22,12 +22,13 @@
 //!
 //! ```
 //! use futures_lite::{AsyncReadExt, AsyncWriteExt};
-//! use evloop::net::{TcpListener, TcpStream};
+//! use evloop_io::net::{TcpListener, TcpStream};
 //!
-//! evloop::run(async {
+//! let lp = evloop_core::EventLoop::new()?;
+//! lp.run_until_complete(async {
 //!     let listener = TcpListener::bind("127.0.0.1:0").await?;
 //!     let addr = listener.local_addr()?;
-//!     let server = evloop::spawn(async move {
+//!     let server = lp.create_task(async move {
 //!         let (mut stream, _peer) = listener.accept().await?;
 //!         let mut buf = [0u8; 5];
 //!         stream.read_exact(&mut buf).await?;
