@@ -105,7 +105,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Datagram endpoints (asyncio's `create_datagram_endpoint`) are not provided yet; use
+//! For a task-based UDP socket (no protocol object), use
 //! [`net::UdpSocket`](crate::net::UdpSocket).
 
 mod conn;
