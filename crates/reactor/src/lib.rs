@@ -133,6 +133,8 @@ mod reactor;
 mod readiness;
 mod slab;
 mod source;
+#[cfg(target_os = "linux")]
+mod watch;
 
 #[cfg(test)]
 mod tests;
