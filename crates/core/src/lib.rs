@@ -38,7 +38,7 @@ mod timer_heap;
 mod work;
 
 pub use error::Error;
-pub use event_loop::{EventLoop, ExceptionHandler};
+pub use event_loop::{EventLoop, ExceptionHandler, FdRegistration};
 pub use exception::ExceptionContext;
 pub use handle::{Handle, TimerHandle};
 pub use loop_handle::LoopHandle;

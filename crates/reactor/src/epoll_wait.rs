@@ -60,7 +60,7 @@ impl Notifier {
 
 /// The wait's reusable event buffer.
 pub(crate) struct EventBuffer {
-    list: Vec<epoll::Event>,
+    pub(crate) list: Vec<epoll::Event>,
 }
 
 // SAFETY: `epoll::Event`'s data field may hold a pointer, which makes it `!Send`; ours only
@@ -85,13 +85,25 @@ pub(crate) fn add_edge(poller: &Poller, fd: BorrowedFd<'_>, key: usize) -> io::R
     Ok(())
 }
 
-/// Waits on the poller's epoll fd; pushes the I/O events (not notifications) into `out`.
+/// What epoll's `flags` report.
+pub(crate) fn readied(flags: epoll::EventFlags) -> Readied {
+    use epoll::EventFlags as F;
+    Readied {
+        readable: flags.intersects(F::IN | F::HUP | F::ERR | F::PRI | F::RDHUP),
+        writable: flags.intersects(F::OUT | F::HUP | F::ERR),
+        read_closed: flags.intersects(F::HUP | F::RDHUP),
+    }
+}
+
+/// Waits on the poller's epoll fd; pushes the I/O events (not notifications) into `out` as
+/// (event data, what), those of the nested watch set (see `watch`) included.
 pub(crate) fn wait(
     poller: &Poller,
     notifier: &Notifier,
+    watches: &crate::watch::Watches,
     buf: &mut EventBuffer,
     timeout: Option<Duration>,
-    out: &mut Vec<(usize, Readied)>,
+    out: &mut Vec<(u64, Readied)>,
 ) -> io::Result<()> {
     // Longer waits are cut to what fits `epoll_pwait`'s millisecond `int` (about 24 days):
     // beyond it rustix would need `epoll_pwait2` (Linux 5.11+). The caller just waits again.
@@ -105,20 +117,17 @@ pub(crate) fn wait(
         Ok(_) | Err(rustix::io::Errno::INTR) => {}
         Err(e) => return Err(e.into()),
     }
-    use epoll::EventFlags as F;
+    let mut watched = false;
     for ev in &buf.list {
-        let key = ev.data.u64() as usize;
-        if key == NOTIFY_KEY {
-            notifier.drain();
-            continue;
+        let data = ev.data.u64();
+        match usize::try_from(data) {
+            Ok(NOTIFY_KEY) => notifier.drain(),
+            Ok(crate::watch::WATCH_KEY) => watched = true,
+            _ => out.push((data, readied(ev.flags))),
         }
-        let flags = ev.flags;
-        let what = Readied {
-            readable: flags.intersects(F::IN | F::HUP | F::ERR | F::PRI | F::RDHUP),
-            writable: flags.intersects(F::OUT | F::HUP | F::ERR),
-            read_closed: flags.intersects(F::HUP | F::RDHUP),
-        };
-        out.push((key, what));
+    }
+    if watched {
+        watches.drain(buf, out)?;
     }
     Ok(())
 }

@@ -22,9 +22,13 @@
 //! pollers without an edge-triggered mode the fd is registered oneshot and
 //! re-armed for the directions being waited on.)
 //!
-//! [`Reactor::register_level`] is the level-triggered variant for asyncio's
-//! `add_reader` / `add_writer`: while a waiter is registered, every `wait`
-//! that finds the fd ready reports it again.
+//! [`Reactor::register_level`] is the level-triggered variant: while a waiter
+//! is registered, every `wait` that finds the fd ready reports it again.
+//! [`Reactor::watch`] is the level-style watch of a caller's fd *number* for
+//! asyncio's `add_reader` / `add_writer`: it watches the file the number names
+//! when it is added, without owning or duplicating it, and goes stale (never
+//! reports another file) once the number is closed or reused; see
+//! [`Source::check_file`].
 //!
 //! # The tick / clear protocol
 //!
@@ -147,6 +151,8 @@ mod reactor;
 mod readiness;
 mod slab;
 mod source;
+#[cfg(target_os = "linux")]
+mod watch;
 
 #[cfg(test)]
 mod tests;

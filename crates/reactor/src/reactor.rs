@@ -35,6 +35,9 @@ pub(crate) struct Inner {
     /// Linux: our own notification eventfd (see `epoll_wait`).
     #[cfg(target_os = "linux")]
     notifier: crate::epoll_wait::Notifier,
+    /// Linux: the nested epoll set of watched fd numbers (see `watch`).
+    #[cfg(target_os = "linux")]
+    pub(crate) watches: crate::watch::Watches,
     /// Registered sources, keyed by their poller key.
     sources: Mutex<Slab<Arc<Source>>>,
     /// Buffers of the (single) waiting thread.
@@ -57,8 +60,8 @@ struct WaitBuffers {
     events: Events,
     #[cfg(target_os = "linux")]
     events: crate::epoll_wait::EventBuffer,
-    /// (key, what) of the last wait.
-    ready: Vec<(usize, Readied)>,
+    /// (event data, what) of the last wait; the data is a source's token (see `Source::token`).
+    ready: Vec<(u64, Readied)>,
     batch: Vec<(Arc<Source>, Readied)>,
     wake: Vec<Waker>,
 }
@@ -82,6 +85,8 @@ impl Reactor {
             inner: Arc::new(Inner {
                 #[cfg(target_os = "linux")]
                 notifier: crate::epoll_wait::Notifier::new(&poller)?,
+                #[cfg(target_os = "linux")]
+                watches: crate::watch::Watches::new(&poller)?,
                 poller,
                 sources: Mutex::new(Slab::default()),
                 waiting: Mutex::new(WaitBuffers {
@@ -145,6 +150,51 @@ impl Reactor {
             Trigger::Oneshot
         };
         self.register_dup(fd, (trigger, false))
+    }
+
+    /// Watches the file that the descriptor *number* `fd` names now, for asyncio's
+    /// `add_reader` / `add_writer`: a level-style source (starts not ready; while a waiter is
+    /// registered, every [`wait`](Self::wait) that finds the file ready reports it again).
+    ///
+    /// The caller keeps the file and may close it at any time; the reactor neither owns,
+    /// borrows nor duplicates it, so closing the number really closes the file. Once the
+    /// number no longer names the watched file (it was closed, and perhaps reused for another
+    /// file), the source goes *stale*: it is closed (its waiters are woken, its next poll
+    /// returns an error) the first time the reactor notices — on the next re-arm, on
+    /// [`Source::check_file`], or at once if the old file stays open elsewhere and reports —
+    /// and it never reports readiness of the file the number names now.
+    /// [`deregister`](Self::deregister) never touches that other file.
+    ///
+    /// Watching a number that a live watch of this reactor already watches is an
+    /// `AlreadyExists` error. A bad number is an error (`EBADF`), and so is a file epoll cannot
+    /// watch (`EPERM`, a regular file).
+    ///
+    /// Linux registers the number itself (see the `watch` module for why that is exact). Other
+    /// systems fall back to watching a duplicate of the number (which follows the old file
+    /// until [`deregister`](Self::deregister)).
+    pub fn watch(&self, fd: RawFd) -> io::Result<Arc<Source>> {
+        self.check_open()?;
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let source = self.reserve(fd, (Trigger::Oneshot, false), FdHandle::Watched, true);
+            let added = self.inner.watches.add(fd, source.token(), &source);
+            self.finish_register(source, added)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let trigger = if self.inner.level {
+                Trigger::Level
+            } else {
+                Trigger::Oneshot
+            };
+            let dup = crate::source::dup_number(fd)?;
+            let source = self.reserve(fd, (trigger, false), FdHandle::Dup(dup), false);
+            let added = source.add_dup(&self.inner.poller);
+            self.finish_register(source, added)
+        }
     }
 
     /// Removes `source` from the poller and closes it: every waiter is woken,
@@ -213,8 +263,14 @@ impl Reactor {
         } = &mut *buffers;
         ready.clear();
         #[cfg(target_os = "linux")]
-        let polled =
-            crate::epoll_wait::wait(&inner.poller, &inner.notifier, events, timeout, ready);
+        let polled = crate::epoll_wait::wait(
+            &inner.poller,
+            &inner.notifier,
+            &inner.watches,
+            events,
+            timeout,
+            ready,
+        );
         #[cfg(not(target_os = "linux"))]
         let polled = {
             events.clear();
@@ -227,7 +283,7 @@ impl Reactor {
                     writable,
                     read_closed,
                 };
-                (e.key, what)
+                (e.key as u64, what)
             }));
             polled.map(drop)
         };
@@ -238,9 +294,11 @@ impl Reactor {
         polled?;
         {
             let sources = lock(&inner.sources);
-            batch.extend(ready.iter().filter_map(|&(key, what)| {
-                let source = sources.get(key)?;
-                Some((source.clone(), what))
+            batch.extend(ready.iter().filter_map(|&(token, what)| {
+                // A watch's token has a serial above the key; an event whose token no longer
+                // matches its slot's source is from a dead watch entry (see `watch`): ignored.
+                let source = sources.get((token & 0xFFFF_FFFF) as usize)?;
+                (source.token() == token).then(|| (source.clone(), what))
             }));
         }
         let processed = batch.len();
@@ -296,7 +354,12 @@ impl Reactor {
         if !self.inner.edge {
             return self.register(fd);
         }
-        let source = self.reserve(fd.as_raw_fd(), (Trigger::Edge, true), FdHandle::External);
+        let source = self.reserve(
+            fd.as_raw_fd(),
+            (Trigger::Edge, true),
+            FdHandle::External,
+            false,
+        );
         #[cfg(target_os = "linux")]
         let added = crate::epoll_wait::add_edge(&self.inner.poller, fd, source.key());
         #[cfg(not(target_os = "linux"))]
@@ -323,17 +386,34 @@ impl Reactor {
     ) -> io::Result<Arc<Source>> {
         self.check_open()?;
         let dup = fd.try_clone_to_owned()?;
-        let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup));
+        let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup), false);
         let added = source.add_dup(&self.inner.poller);
         self.finish_register(source, added)
     }
 
-    /// Creates a source in a fresh slab slot.
-    fn reserve(&self, raw_fd: RawFd, trigger: (Trigger, bool), fd: FdHandle) -> Arc<Source> {
+    /// Creates a source in a fresh slab slot; a `watched` one gets a token with a fresh serial.
+    fn reserve(
+        &self,
+        raw_fd: RawFd,
+        trigger: (Trigger, bool),
+        fd: FdHandle,
+        watched: bool,
+    ) -> Arc<Source> {
         let mut sources = lock(&self.inner.sources);
         let key = sources.next_key();
+        #[cfg(target_os = "linux")]
+        let token = if watched {
+            self.inner.watches.token(key)
+        } else {
+            key as u64
+        };
+        #[cfg(not(target_os = "linux"))]
+        let token = {
+            let _ = watched;
+            key as u64
+        };
         let source = Arc::new(Source::new(
-            key,
+            (key, token),
             raw_fd,
             trigger,
             fd,
@@ -372,6 +452,8 @@ impl Reactor {
         let (deleted, release) = source.shut(&self.inner, owner_fd, &mut wake);
         if release {
             lock(&self.inner.sources).remove_if(source.key(), |s| std::ptr::eq(&**s, source));
+            #[cfg(target_os = "linux")]
+            self.inner.watches.forget(source);
             tracing::trace!(key = source.key(), fd = source.raw_fd(), "deregistered");
         }
         wake.into_iter().for_each(Waker::wake);

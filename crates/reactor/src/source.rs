@@ -47,6 +47,15 @@ pub(crate) enum FdHandle {
     /// when deleting. Only ever used with [`Trigger::Edge`], which never needs
     /// the fd between registration and deletion.
     External,
+    /// Linux: the caller's fd *number* ([`Source::raw_fd`]), watched in the reactor's nested
+    /// epoll set ([`Reactor::watch`](crate::Reactor::watch)); never owned or borrowed. Only
+    /// ever used with [`Trigger::Oneshot`].
+    #[cfg(target_os = "linux")]
+    Watched,
+    /// A watched number that no longer names the watched file: no syscall is made for it
+    /// any more, and the source is closed.
+    #[cfg(target_os = "linux")]
+    Stale,
     /// Deleted from the poller.
     Gone,
 }
@@ -74,6 +83,8 @@ struct State {
 /// guarding the wakers is only taken when the caller has to wait.
 pub struct Source {
     key: usize,
+    /// The poller's event data for this source: the key, plus a serial for watches.
+    token: u64,
     raw_fd: RawFd,
     trigger: Trigger,
     readiness: [Readiness; 2],
@@ -86,7 +97,7 @@ impl Source {
     /// (so the first operation is simply tried); level-style sources start not
     /// ready (the poller reports the current level once a waiter arms it).
     pub(crate) fn new(
-        key: usize,
+        (key, token): (usize, u64),
         raw_fd: RawFd,
         (trigger, start_ready): (Trigger, bool),
         fd: FdHandle,
@@ -94,6 +105,7 @@ impl Source {
     ) -> Source {
         Source {
             key,
+            token,
             raw_fd,
             trigger,
             readiness: [Readiness::new(start_ready), Readiness::new(start_ready)],
@@ -110,7 +122,8 @@ impl Source {
     ///
     /// For sources made by [`Reactor::register`](crate::Reactor::register) and
     /// [`register_level`](crate::Reactor::register_level) this is the caller's
-    /// fd (the reactor itself watches a duplicate of it).
+    /// fd (the reactor itself watches a duplicate of it); for
+    /// [`Reactor::watch`](crate::Reactor::watch), the watched number.
     pub fn raw_fd(&self) -> RawFd {
         self.raw_fd
     }
@@ -172,12 +185,50 @@ impl Source {
         if let Some(reactor) = &reactor {
             if !state.armed.has(dir) {
                 let want = state.armed.with(dir);
-                if let Err(err) = self.arm(&mut state, reactor, want) {
+                let mut wake = Vec::new();
+                if let Err(err) = self.arm(&mut state, reactor, want, &mut wake) {
+                    drop(state);
+                    wake.into_iter().for_each(Waker::wake);
                     return Poll::Ready(Err(err));
                 }
             }
         }
         Poll::Pending
+    }
+
+    /// For a source made by [`Reactor::watch`](crate::Reactor::watch): checks that its number
+    /// still names the watched file, and arms `arm` (if given) for the next report.
+    ///
+    /// The check is the kernel's: an `EPOLL_CTL_MOD` of the number in the reactor's watch set,
+    /// which succeeds only while the number names the file it was watched for. If it does not
+    /// (the number was closed, or now names another file), the source goes stale: it is
+    /// closed, its waiters are woken, and this returns an error, as every later poll does. Call
+    /// it right before acting on a readiness report (asyncio's callback), so that nothing runs
+    /// for a file the number no longer names. Arming early is harmless: epoll re-checks the
+    /// level before it reports, so an event whose cause the action removes is not reported.
+    ///
+    /// For other sources: `Ok` while the source is open (it never arms them).
+    pub fn check_file(&self, arm: Option<Direction>) -> io::Result<()> {
+        if self.is_closed() {
+            return Err(closed_error());
+        }
+        #[cfg(target_os = "linux")]
+        if self.trigger == Trigger::Oneshot {
+            let Some(reactor) = self.reactor.upgrade() else {
+                return Err(closed_error());
+            };
+            let mut state = lock(&self.state);
+            if matches!(state.fd, FdHandle::Watched) {
+                let want = arm.map_or(state.armed, |dir| state.armed.with(dir));
+                let mut wake = Vec::new();
+                let armed = self.arm(&mut state, &reactor, want, &mut wake);
+                drop(state);
+                wake.into_iter().for_each(Waker::wake);
+                return armed;
+            }
+        }
+        let _ = arm;
+        Ok(())
     }
 
     /// Clears the ready flag for `dir`, unless an event arrived after `tick`
@@ -241,6 +292,11 @@ impl Source {
         self.key
     }
 
+    /// The poller's event data for this source (the key; for a watch, plus a serial).
+    pub(crate) fn token(&self) -> u64 {
+        self.token
+    }
+
     /// Was this source registered with `reactor`?
     pub(crate) fn belongs_to(&self, reactor: &Arc<Inner>) -> bool {
         std::ptr::eq(self.reactor.as_ptr(), Arc::as_ptr(reactor))
@@ -269,7 +325,7 @@ impl Source {
                 .fold(state.armed, Interest::without),
         };
         if want != state.armed {
-            if let Err(err) = self.arm(&mut state, reactor, want) {
+            if let Err(err) = self.arm(&mut state, reactor, want, wake) {
                 tracing::debug!(key = self.key, fd = self.raw_fd, %err, "re-arming failed");
                 // Let the remaining waiters poll again: they re-arm or see the error.
                 for wakers in &mut state.wakers {
@@ -357,6 +413,10 @@ impl Source {
                         (Ok(()), false)
                     }
                 },
+                #[cfg(target_os = "linux")]
+                FdHandle::Watched => (reactor.watches.delete(self.raw_fd), true),
+                #[cfg(target_os = "linux")]
+                FdHandle::Stale => (Ok(()), true),
                 FdHandle::Gone => (Ok(()), false),
             }
         };
@@ -395,8 +455,44 @@ impl Source {
         unsafe { poller.add_with_mode(fd, event, mode) }
     }
 
-    /// Sets the kernel-side interest to `want` (non-edge sources only).
-    fn arm(&self, state: &mut State, reactor: &Inner, want: Interest) -> io::Result<()> {
+    /// Sets the kernel-side interest to `want` (non-edge sources only). A watched source whose
+    /// number no longer names its file goes stale here: closed, its wakers moved into `wake`.
+    fn arm(
+        &self,
+        state: &mut State,
+        reactor: &Inner,
+        want: Interest,
+        wake: &mut Vec<Waker>,
+    ) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if matches!(state.fd, FdHandle::Watched) {
+            return match reactor.watches.modify(self.raw_fd, self.token, want) {
+                Ok(()) => {
+                    tracing::trace!(key = self.key, fd = self.raw_fd, ?want, "watch re-armed");
+                    state.armed = want;
+                    Ok(())
+                }
+                Err(err) if crate::watch::is_stale(&err) => {
+                    tracing::debug!(
+                        key = self.key,
+                        fd = self.raw_fd,
+                        %err,
+                        "the watched number no longer names the watched file; watch is stale"
+                    );
+                    for readiness in &self.readiness {
+                        readiness.close();
+                    }
+                    for wakers in &mut state.wakers {
+                        wake.append(wakers);
+                    }
+                    state.fd = FdHandle::Stale;
+                    state.armed = Interest::NONE;
+                    Err(stale_error())
+                }
+                Err(err) => Err(err),
+            };
+        }
+        let _ = wake;
         let FdHandle::Dup(fd) = &state.fd else {
             // Edge sources never arm; a deleted source is closed.
             return Err(closed_error());
@@ -420,7 +516,7 @@ impl Source {
     #[cfg(test)]
     pub(crate) fn detached(start_ready: bool) -> Source {
         Source::new(
-            0,
+            (0, 0),
             -1,
             (Trigger::Edge, start_ready),
             FdHandle::Gone,
@@ -482,6 +578,28 @@ impl fmt::Debug for Source {
 /// The error a closed source reports.
 pub(crate) fn closed_error() -> io::Error {
     io::Error::other("I/O source deregistered from the reactor")
+}
+
+/// The error of a watch whose number no longer names the watched file (the first time; the
+/// source is closed, and reports [`closed_error`] afterwards).
+#[cfg(target_os = "linux")]
+fn stale_error() -> io::Error {
+    io::Error::other("the watched fd was closed: its number no longer names the watched file")
+}
+
+/// Other systems: a duplicate of the caller's fd *number*, for `Reactor::watch`'s fallback.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn dup_number(fd: RawFd) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` takes `fd` as a plain integer, which the kernel
+    // validates (EBADF); it makes no claim that `fd` is open or owned by us.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a descriptor the kernel just created for this call: nobody else has it,
+    // so it is ours to own and close.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
 /// Locks, ignoring poisoning: no code panics while holding these locks in a

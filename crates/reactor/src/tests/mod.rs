@@ -7,6 +7,8 @@ mod async_io;
 mod fallback;
 mod reactor;
 mod source;
+#[cfg(target_os = "linux")]
+mod watch;
 
 use std::future::Future;
 use std::pin::pin;
