@@ -1,6 +1,7 @@
 //! The units of work an iteration runs, and how they reach the loop.
 
 use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
@@ -93,22 +94,72 @@ impl Shared {
 
     /// Sends work to the loop: straight onto its local ready queue if it is running on this
     /// thread (no atomics), else through the injection queue, waking the loop if it is parked.
+    ///
+    /// Never leaves `item` behind in a closed loop: it is run by the loop, or dropped (by the
+    /// loop's `close`, or by this call if the loop closed meanwhile).
+    ///
+    /// # The close handshake
+    ///
+    /// A sender that checked `closed` before calling this can still lose the race: `close`
+    /// may set `closed` and drain the injector between that check and the push, and the item
+    /// would then wait forever in a queue nobody reads (a spawned task never resolving, a
+    /// closure never run nor dropped). So after the push the sender looks at `closed` again:
+    ///
+    /// - sender: `injector.push(item)`; `fence(SeqCst)`; `closed.load()`
+    /// - `close`: `closed.store(true)`; `fence(SeqCst)`; pop the injector until it is empty
+    ///
+    /// This is the store-buffering (Dekker) pattern: with a SeqCst fence between each side's
+    /// write and its read, the two fences are ordered one way or the other, and the side whose
+    /// fence comes second sees the other's write. So either `close` pops our item, or we see
+    /// `closed` and pop the injector ourselves (`discard_injected`), or both; the injector is
+    /// a multi-consumer queue, so each item is popped — and so run or dropped — exactly once.
+    /// The same fence serves the park handshake (see `wake_if_parked`).
     pub(crate) fn send(&self, item: Injected) {
         let item = match running::push_local(self.id, item) {
             Ok(()) => return,
             Err(item) => item,
         };
         self.injector.push(item);
-        self.wake_if_parked();
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            self.discard_injected();
+            return;
+        }
+        self.notify_if_parked();
     }
 
     /// Pairs with the loop's `parked.store(true); fence; check queues` (a Dekker handshake):
     /// either the loop sees our work, or we see it parked and notify the reactor.
     pub(crate) fn wake_if_parked(&self) {
         fence(Ordering::SeqCst);
+        self.notify_if_parked();
+    }
+
+    /// `wake_if_parked` after the caller's fence.
+    fn notify_if_parked(&self) {
         if self.parked.load(Ordering::SeqCst) {
             if let Err(e) = self.reactor.notify() {
                 tracing::error!(error = %e, "failed to wake the event loop");
+            }
+        }
+    }
+
+    /// Drops whatever is in the injection queue of a closed loop, on the calling thread (any
+    /// thread: see `send`). Runnables are dropped, which cancels their tasks (the task core
+    /// makes dropping a local task's runnable off its thread safe); closures are dropped
+    /// unrun; reports go to the default handler (the loop's own handler lives on its thread).
+    /// A destructor that panics is caught and logged, so that it cannot unwind into an
+    /// unrelated `wake` or `call_soon_threadsafe`.
+    pub(crate) fn discard_injected(&self) {
+        while let Some(item) = self.injector.pop() {
+            if let Injected::Report(ctx) = &item {
+                crate::exception::log_exception(ctx);
+            }
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(item))) {
+                crate::exception::log_exception(
+                    &ExceptionContext::new("Exception while dropping work of a closed event loop")
+                        .with_panic(payload),
+                );
             }
         }
     }

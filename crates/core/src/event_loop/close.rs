@@ -1,6 +1,6 @@
 //! Closing a loop: everything pending is dropped, pending tasks are reported.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
 
 use super::EventLoop;
 use crate::error::Error;
@@ -23,6 +23,9 @@ impl EventLoop {
             return Ok(());
         }
         self.inner.shared.closed.store(true, Ordering::SeqCst);
+        // The close half of the handshake in `Shared::send`: after this fence, every drain
+        // below sees each item pushed by a sender that did not see `closed`.
+        fence(Ordering::SeqCst);
         tracing::debug!("closing event loop");
 
         let mut tasks: Vec<TaskRef> = self.inner.tasks.borrow_mut().take_all();

@@ -1,0 +1,124 @@
+//! `LoopHandle::spawn` and `call_soon_threadsafe` racing the loop's close: every task spawned
+//! from another thread runs or resolves cancelled, and every closure posted is run or dropped
+//! (none is kept in the closed loop's queue), whatever the interleaving.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use common::DropCounter;
+use evloop_core::{Error, EventLoop, JoinError};
+
+/// Most posts per round from the other thread (it stops soon after it sees the loop closed).
+const MAX_POSTS: usize = 2_000;
+
+struct Posted {
+    tasks: Vec<evloop_core::Task<usize>>,
+    accepted: usize,
+    refused: usize,
+}
+
+/// One round: the other thread spawns tasks and posts closures while this thread runs a short
+/// `run_until_complete` and closes the loop. Returns what the other thread did.
+fn round(ran: &Arc<AtomicUsize>, dropped: &DropCounter) -> Posted {
+    let lp = EventLoop::new().unwrap();
+    let handle = lp.handle();
+    let start = Arc::new(Barrier::new(2));
+    let poster = {
+        let (start, ran, dropped) = (start.clone(), ran.clone(), dropped.clone());
+        thread::spawn(move || {
+            let mut posted = Posted {
+                tasks: Vec::new(),
+                accepted: 0,
+                refused: 0,
+            };
+            start.wait();
+            let mut after_close = 0;
+            for i in 0..MAX_POSTS {
+                posted.tasks.push(handle.spawn(async move { i }));
+                let (ran, guard) = (ran.clone(), dropped.guard());
+                match handle.call_soon_threadsafe(move || {
+                    let _guard = guard;
+                    ran.fetch_add(1, Ordering::SeqCst);
+                }) {
+                    Ok(()) => posted.accepted += 1,
+                    Err(Error::Closed) => posted.refused += 1,
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+                if handle.is_closed() {
+                    after_close += 1;
+                    if after_close > 3 {
+                        break;
+                    }
+                }
+            }
+            posted
+        })
+    };
+    start.wait();
+    lp.run_until_complete(async {
+        for _ in 0..3 {
+            evloop_core::yield_now().await;
+        }
+    })
+    .unwrap();
+    lp.close().unwrap();
+    poster.join().unwrap()
+}
+
+#[test]
+fn remote_spawns_and_callbacks_racing_close_are_all_resolved_run_or_dropped() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let dropped = DropCounter::default();
+    let mut total_posts = 0;
+    let mut total_refused = 0;
+    for _ in 0..300 {
+        let ran_before = ran.load(Ordering::SeqCst);
+        let Posted {
+            tasks,
+            accepted,
+            refused,
+        } = round(&ran, &dropped);
+        total_posts += accepted + refused;
+        total_refused += refused;
+        // Both threads are done: every closure made so far was run or dropped, none is
+        // retained (the tasks, still alive, keep the loop's shared state alive).
+        assert_eq!(
+            dropped.get(),
+            total_posts,
+            "closures neither run nor dropped"
+        );
+        let ran_now = ran.load(Ordering::SeqCst) - ran_before;
+        assert!(ran_now <= accepted, "{ran_now} ran, {accepted} accepted");
+
+        // Every task resolves: joined on a helper thread, so that a lost task fails the test
+        // instead of hanging it.
+        let n = tasks.len();
+        let (tx, rx) = mpsc::channel();
+        let joiner = thread::spawn(move || {
+            for (i, task) in tasks.into_iter().enumerate() {
+                let result = task.join_blocking();
+                if tx.send((i, result)).is_err() {
+                    return;
+                }
+            }
+        });
+        for want in 0..n {
+            let (i, result) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("task {want} of {n} never resolved"));
+            match result {
+                Ok(v) => assert_eq!(v, i),
+                Err(JoinError::Cancelled) => {}
+                Err(e) => panic!("task {i}: unexpected {e:?}"),
+            }
+        }
+        joiner.join().unwrap();
+    }
+    // The race was exercised: some posts were refused (the loop was closed by then).
+    assert!(total_refused > 0);
+}
