@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -24,17 +24,37 @@ use crate::source::{FdHandle, Readied, Source, Trigger, lock};
 ///
 /// When the last clone is dropped, every still-registered source is closed
 /// and its waiters are woken, so they see an error rather than hang.
+/// [`close`](Self::close) does the same at once, and also closes the
+/// poller's file descriptors, whatever clones are still alive.
 #[derive(Clone)]
 pub struct Reactor {
     inner: Arc<Inner>,
 }
 
-/// The shared state behind a [`Reactor`].
-pub(crate) struct Inner {
+/// The reactor's OS resources: the poller (epoll fd, and `polling`'s own eventfd and
+/// timerfd) and, on Linux, our notification eventfd. Dropped by [`Reactor::close`].
+pub(crate) struct Os {
     pub(crate) poller: Poller,
     /// Linux: our own notification eventfd (see `epoll_wait`).
     #[cfg(target_os = "linux")]
     notifier: crate::epoll_wait::Notifier,
+}
+
+impl Drop for Os {
+    fn drop(&mut self) {
+        // The notifier's eventfd is deleted from the poller before it is closed (the
+        // `Notifier` is dropped after this, with the struct's fields).
+        #[cfg(target_os = "linux")]
+        self.notifier.deregister(&self.poller);
+    }
+}
+
+/// The shared state behind a [`Reactor`].
+pub(crate) struct Inner {
+    /// `None` once closed: a closed reactor holds no file descriptor. Read-locked for each
+    /// poller operation (and across the `epoll_wait` of [`Reactor::wait`]); write-locked
+    /// only by [`Reactor::close`] to drop it.
+    os: RwLock<Option<Os>>,
     /// Registered sources, keyed by their poller key.
     sources: Mutex<Slab<Arc<Source>>>,
     /// Buffers of the (single) waiting thread.
@@ -78,11 +98,14 @@ impl Reactor {
         if !edge {
             tracing::debug!("poller has no edge-triggered mode; using oneshot with re-arming");
         }
+        let os = Os {
+            #[cfg(target_os = "linux")]
+            notifier: crate::epoll_wait::Notifier::new(&poller)?,
+            poller,
+        };
         Ok(Reactor {
             inner: Arc::new(Inner {
-                #[cfg(target_os = "linux")]
-                notifier: crate::epoll_wait::Notifier::new(&poller)?,
-                poller,
+                os: RwLock::new(Some(os)),
                 sources: Mutex::new(Slab::default()),
                 waiting: Mutex::new(WaitBuffers {
                     #[cfg(not(target_os = "linux"))]
@@ -162,7 +185,16 @@ impl Reactor {
     }
 
     /// Closes the reactor: every registered source is closed (its waiters are woken and their
-    /// next poll returns an error) and later registrations fail. Idempotent.
+    /// next poll returns an error), the poller and the notification fd are closed, so a
+    /// closed reactor holds no file descriptor, however many clones of it (and sources
+    /// registered with it) are still alive. Afterwards registrations and
+    /// [`wait`](Self::wait) fail with an error, and [`notify`](Self::notify) does nothing.
+    /// The fds that sources watch are not the reactor's: duplicates made by
+    /// [`register`](Self::register) are closed here, an [`Async`](crate::Async)'s own fd
+    /// stays with the `Async`. Idempotent.
+    ///
+    /// A [`wait`](Self::wait) in progress on another thread is woken; `close` returns once
+    /// it has returned.
     ///
     /// An event loop closes its reactor when it closes, so that an I/O object that outlives
     /// its loop (say, a socket made in one `evloop::run` and used in the next) reports an
@@ -177,6 +209,20 @@ impl Reactor {
                 tracing::debug!(fd = source.raw_fd(), %err, "closing a source failed");
             }
         }
+        // A waiter holds the read lock across its `epoll_wait`: make it return (it sees
+        // `closed` on its next call), then take the poller away.
+        if let Err(err) = self.notify_os() {
+            tracing::debug!(%err, "waking the waiter of a closing reactor failed");
+        }
+        let os = self
+            .inner
+            .os
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Closing the epoll fd also drops every registration still in it (an `Async`'s own
+        // fd, which stays open with its owner).
+        drop(os);
     }
 
     /// True once [`close`](Self::close) was called.
@@ -186,9 +232,7 @@ impl Reactor {
 
     fn check_open(&self) -> io::Result<()> {
         if self.is_closed() {
-            Err(io::Error::other(
-                "the reactor is closed (its event loop was closed)",
-            ))
+            Err(closed_reactor())
         } else {
             Ok(())
         }
@@ -202,6 +246,8 @@ impl Reactor {
     /// direction. Returns the number of I/O events processed (notifications
     /// not counted). Only one thread waits at a time; a concurrent caller
     /// blocks until the first returns.
+    ///
+    /// Fails at once on a closed reactor.
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<usize> {
         let inner = &*self.inner;
         let mut buffers = lock(&inner.waiting);
@@ -212,13 +258,18 @@ impl Reactor {
             wake,
         } = &mut *buffers;
         ready.clear();
+        // The read lock is held for the OS wait only: dispatching below may take it again
+        // (re-arming a source), which must not happen while `close` waits for the write lock.
+        let os = inner.os()?;
+        if self.is_closed() {
+            return Err(closed_reactor());
+        }
         #[cfg(target_os = "linux")]
-        let polled =
-            crate::epoll_wait::wait(&inner.poller, &inner.notifier, events, timeout, ready);
+        let polled = crate::epoll_wait::wait(&os.poller, &os.notifier, events, timeout, ready);
         #[cfg(not(target_os = "linux"))]
         let polled = {
             events.clear();
-            let polled = inner.poller.wait(events, timeout);
+            let polled = os.poller.wait(events, timeout);
             ready.extend(events.iter().map(|e| {
                 let read_closed = e.is_interrupt();
                 let (readable, writable) = (e.readable, e.writable);
@@ -231,6 +282,7 @@ impl Reactor {
             }));
             polled.map(drop)
         };
+        drop(os);
         // A read-modify-write, so that a `notify` which found the flag already
         // set (and skipped the syscall) happens-before this point: whatever its
         // caller did before notifying is visible once `wait` returns.
@@ -267,16 +319,28 @@ impl Reactor {
     /// Coalesced: only the call that sets the "notified" flag makes the
     /// syscall; the flag is cleared when `wait` returns. A burst of notifies
     /// between two waits costs one syscall.
+    ///
+    /// On a closed reactor this does nothing (`Ok`): nobody can be waiting in it.
     pub fn notify(&self) -> io::Result<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        self.notify_os()
+    }
+
+    fn notify_os(&self) -> io::Result<()> {
         let inner = &*self.inner;
         if inner.notified.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         inner.notify_syscalls.fetch_add(1, Ordering::Relaxed);
-        #[cfg(target_os = "linux")]
-        let notified = inner.notifier.notify();
-        #[cfg(not(target_os = "linux"))]
-        let notified = inner.poller.notify();
+        let notified = match &*inner.os.read().unwrap_or_else(PoisonError::into_inner) {
+            #[cfg(target_os = "linux")]
+            Some(os) => os.notifier.notify(),
+            #[cfg(not(target_os = "linux"))]
+            Some(os) => os.poller.notify(),
+            None => Ok(()),
+        };
         notified.inspect_err(|_| {
             // Let the next notify try again.
             inner.notified.store(false, Ordering::Release);
@@ -297,17 +361,19 @@ impl Reactor {
             return self.register(fd);
         }
         let source = self.reserve(fd.as_raw_fd(), (Trigger::Edge, true), FdHandle::External);
-        #[cfg(target_os = "linux")]
-        let added = crate::epoll_wait::add_edge(&self.inner.poller, fd, source.key());
-        #[cfg(not(target_os = "linux"))]
-        // SAFETY: the caller keeps `fd` open until `release(source, fd)`, which
-        // deletes it from the poller (see `Source::shut`); should `add` fail,
-        // the fd was never added.
-        let added = unsafe {
-            self.inner
-                .poller
-                .add_with_mode(&fd, Event::all(source.key()), PollMode::Edge)
-        };
+        let added = self.inner.os().and_then(|os| {
+            #[cfg(target_os = "linux")]
+            let added = crate::epoll_wait::add_edge(&os.poller, fd, source.key());
+            #[cfg(not(target_os = "linux"))]
+            // SAFETY: the caller keeps `fd` open until `release(source, fd)`, which
+            // deletes it from the poller (see `Source::shut`), unless the poller was
+            // closed first (which removes it); should `add` fail, the fd was never added.
+            let added = unsafe {
+                os.poller
+                    .add_with_mode(&fd, Event::all(source.key()), PollMode::Edge)
+            };
+            added
+        });
         self.finish_register(source, added)
     }
 
@@ -324,7 +390,7 @@ impl Reactor {
         self.check_open()?;
         let dup = fd.try_clone_to_owned()?;
         let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup));
-        let added = source.add_dup(&self.inner.poller);
+        let added = self.inner.os().and_then(|os| source.add_dup(&os.poller));
         self.finish_register(source, added)
     }
 
@@ -390,6 +456,16 @@ impl Reactor {
         self.inner.modify_calls.load(Ordering::Relaxed)
     }
 
+    /// Does the reactor still hold its poller (and so its fds)?
+    #[cfg(test)]
+    pub(crate) fn holds_os(&self) -> bool {
+        self.inner
+            .os
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Number of sources in the slab.
     #[cfg(test)]
     pub(crate) fn registered(&self) -> usize {
@@ -398,6 +474,16 @@ impl Reactor {
 }
 
 impl Inner {
+    /// The OS resources, read-locked; an error once the reactor is closed.
+    fn os(&self) -> io::Result<OsGuard<'_>> {
+        let guard = self.os.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_some() {
+            Ok(OsGuard(guard))
+        } else {
+            Err(closed_reactor())
+        }
+    }
+
     /// `Poller::modify_with_mode`, counted.
     pub(crate) fn modify(
         &self,
@@ -406,8 +492,36 @@ impl Inner {
         mode: PollMode,
     ) -> io::Result<()> {
         self.modify_calls.fetch_add(1, Ordering::Relaxed);
-        self.poller.modify_with_mode(fd, event, mode)
+        self.os()?.poller.modify_with_mode(fd, event, mode)
     }
+
+    /// `Poller::delete`. Once the poller is closed there is nothing to delete from: `Ok`.
+    pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        match &*self.os.read().unwrap_or_else(PoisonError::into_inner) {
+            Some(os) => os.poller.delete(fd),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The read-locked, present OS resources of an open reactor.
+struct OsGuard<'a>(RwLockReadGuard<'a, Option<Os>>);
+
+impl std::ops::Deref for OsGuard<'_> {
+    type Target = Os;
+    fn deref(&self) -> &Os {
+        match &*self.0 {
+            Some(os) => os,
+            // `Inner::os` only makes a guard when the resources are there, and only `close`
+            // (under the write lock, so not while this guard lives) takes them away.
+            None => unreachable!("an OsGuard of a closed reactor"),
+        }
+    }
+}
+
+/// The error of an operation on a closed reactor.
+fn closed_reactor() -> io::Error {
+    io::Error::other("the reactor is closed (its event loop was closed)")
 }
 
 impl Drop for Inner {
@@ -430,8 +544,7 @@ impl Drop for Inner {
         }
         drop(sources);
         wake.into_iter().for_each(Waker::wake);
-        #[cfg(target_os = "linux")]
-        self.notifier.deregister(&self.poller);
+        // `Os`'s own drop (with the fields, next) deletes the notifier from the poller.
     }
 }
 

@@ -321,12 +321,12 @@ impl Source {
             }
             match std::mem::replace(&mut state.fd, FdHandle::Gone) {
                 FdHandle::Dup(fd) => {
-                    let deleted = reactor.poller.delete(&fd);
+                    let deleted = reactor.delete(fd.as_fd());
                     dup = Some(fd);
                     (deleted, true)
                 }
                 FdHandle::External => match owner_fd {
-                    Some(fd) if fd.as_raw_fd() == self.raw_fd => (reactor.poller.delete(fd), true),
+                    Some(fd) if fd.as_raw_fd() == self.raw_fd => (reactor.delete(fd), true),
                     Some(fd) => {
                         tracing::debug!(
                             key = self.key,
@@ -372,8 +372,9 @@ impl Source {
         // `shut` takes it out of `state.fd`, and `shut` deletes it from the
         // poller first. Every registered source is shut before it can be
         // dropped: it stays in its reactor's slab until `Reactor::deregister`
-        // / `Async` release shuts it, or until the reactor's `Drop` shuts all
-        // of them (before the poller itself is dropped).
+        // / `Async` release shuts it, or until the reactor's `close` or `Drop`
+        // shuts all of them (before the poller itself is dropped; and once the
+        // poller is closed, no fd is in it any more).
         // SAFETY: as argued above, the duplicate is deleted before it is closed;
         // if `add` fails, the fd was never added and the caller drops the source.
         unsafe { poller.add_with_mode(fd, event, mode) }
