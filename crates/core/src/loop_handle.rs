@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::Error;
 use crate::task::{self, Task};
-use crate::work::{Injected, LoopScheduler, Shared};
+use crate::work::{Injected, LoopScheduler, Shared, drop_logged};
 
 /// A thread-safe handle to a loop (from [`EventLoop::handle`](crate::EventLoop::handle)).
 ///
@@ -38,6 +38,7 @@ impl LoopHandle {
     /// dropped without running. Either way the loop never keeps it.
     pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<(), Error> {
         if self.is_closed() {
+            drop_logged(f);
             return Err(Error::Closed);
         }
         self.shared.send(Injected::Remote(Box::new(f)));

@@ -155,12 +155,7 @@ impl Shared {
             if let Injected::Report(ctx) = &item {
                 crate::exception::log_exception(ctx);
             }
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(item))) {
-                crate::exception::log_exception(
-                    &ExceptionContext::new("Exception while dropping work of a closed event loop")
-                        .with_panic(payload),
-                );
-            }
+            drop_logged(item);
         }
     }
 
@@ -169,6 +164,17 @@ impl Shared {
         while let Some(i) = self.injector.pop() {
             into.push_back(i.into());
         }
+    }
+}
+
+/// Drops work a closed loop will never run, off the loop (no exception handler to reach): a
+/// panicking destructor is caught and logged by the default handler.
+pub(crate) fn drop_logged<T>(value: T) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        crate::exception::log_exception(
+            &ExceptionContext::new("Exception in the destructor of work for a closed event loop")
+                .with_panic(payload),
+        );
     }
 }
 

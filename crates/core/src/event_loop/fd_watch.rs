@@ -199,6 +199,7 @@ impl EventLoop {
             if let Err(e) = self.reactor().deregister(&watch.source) {
                 tracing::debug!(error = %e, "deregistering a watched fd failed");
             }
+            self.drop_caught(watch, "an add_reader/add_writer callback");
         }
     }
 }
