@@ -390,7 +390,7 @@ impl Reactor {
         self.check_open()?;
         let dup = fd.try_clone_to_owned()?;
         let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup));
-        let added = self.inner.os().and_then(|os| source.add_dup(&os.poller));
+        let added = source.add_dup(&self.inner);
         self.finish_register(source, added)
     }
 
@@ -475,7 +475,11 @@ impl Reactor {
 
 impl Inner {
     /// The OS resources, read-locked; an error once the reactor is closed.
-    fn os(&self) -> io::Result<OsGuard<'_>> {
+    ///
+    /// Lock order: a source's state lock may be held while taking this, never the
+    /// other way round; and no thread takes it twice (a queued `close` would block
+    /// the second read), so `wait` releases it before dispatching events.
+    pub(crate) fn os(&self) -> io::Result<OsGuard<'_>> {
         let guard = self.os.read().unwrap_or_else(PoisonError::into_inner);
         if guard.is_some() {
             Ok(OsGuard(guard))
@@ -505,7 +509,7 @@ impl Inner {
 }
 
 /// The read-locked, present OS resources of an open reactor.
-struct OsGuard<'a>(RwLockReadGuard<'a, Option<Os>>);
+pub(crate) struct OsGuard<'a>(RwLockReadGuard<'a, Option<Os>>);
 
 impl std::ops::Deref for OsGuard<'_> {
     type Target = Os;

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
-use polling::{Event, PollMode, Poller};
+use polling::{Event, PollMode};
 
 use crate::future::{Readable, Writable};
 use crate::reactor::Inner;
@@ -348,10 +348,13 @@ impl Source {
         outcome
     }
 
-    /// Adds the source's own duplicate fd to `poller`: edge sources with
-    /// interest in both directions, the others disarmed (oneshot, no interest)
-    /// until a waiter arms them.
-    pub(crate) fn add_dup(&self, poller: &Poller) -> io::Result<()> {
+    /// Adds the source's own duplicate fd to the reactor's poller: edge sources
+    /// with interest in both directions, the others disarmed (oneshot, no
+    /// interest) until a waiter arms them.
+    ///
+    /// Lock order, here as everywhere: the source's state, then the reactor's
+    /// OS resources (see `Inner::os`).
+    pub(crate) fn add_dup(&self, reactor: &Inner) -> io::Result<()> {
         let (event, mode) = match self.trigger {
             Trigger::Edge => (Event::all(self.key), PollMode::Edge),
             Trigger::Oneshot | Trigger::Level => (Event::none(self.key), PollMode::Oneshot),
@@ -363,6 +366,8 @@ impl Source {
                 "source does not own its file descriptor",
             ));
         };
+        let os = reactor.os()?;
+        let poller = &os.poller;
         #[cfg(target_os = "linux")]
         if self.trigger == Trigger::Edge {
             return crate::epoll_wait::add_edge(poller, fd.as_fd(), self.key);
