@@ -152,10 +152,20 @@ impl Shared {
     /// unrelated `wake` or `call_soon_threadsafe`.
     pub(crate) fn discard_injected(&self) {
         while let Some(item) = self.injector.pop() {
-            if let Injected::Report(ctx) = &item {
-                crate::exception::log_exception(ctx);
+            match item {
+                Injected::Report(ctx) => {
+                    crate::exception::log_exception(&ctx);
+                    drop_logged(ctx);
+                }
+                // A sleep polled off the loop thread as the loop closed: it ends now (as
+                // `close` ends the sleeps it finds), instead of waiting forever.
+                Injected::Sleep(sleep) => {
+                    let (_, state) = *sleep;
+                    state.cancel();
+                    destroy_logged(move || state.wake());
+                }
+                other => drop_logged(other),
             }
-            drop_logged(item);
         }
     }
 
@@ -170,7 +180,12 @@ impl Shared {
 /// Drops work a closed loop will never run, off the loop (no exception handler to reach): a
 /// panicking destructor is caught and logged by the default handler.
 pub(crate) fn drop_logged<T>(value: T) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+    destroy_logged(move || drop(value));
+}
+
+/// Runs `f`, which destroys something (see [`drop_logged`]), with a panic caught and logged.
+fn destroy_logged(f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
         crate::exception::log_exception(
             &ExceptionContext::new("Exception in the destructor of work for a closed event loop")
                 .with_panic(payload),

@@ -122,3 +122,30 @@ fn remote_spawns_and_callbacks_racing_close_are_all_resolved_run_or_dropped() {
     // The race was exercised: some posts were refused (the loop was closed by then).
     assert!(total_refused > 0);
 }
+
+/// A sleep polled off the loop thread is on its way to the timer heap, through the injection
+/// queue, when the loop closes: it ends then, instead of waiting forever.
+#[test]
+fn a_sleep_queued_for_the_timer_heap_when_the_loop_closes_ends_instead_of_hanging() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let lp = EventLoop::new().unwrap();
+    let mut sleep = Box::pin(evloop_core::sleep(&lp, Duration::from_secs(3600)));
+    let woken = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&waker);
+    // The loop is not running here: the sleep goes through the injection queue.
+    assert!(sleep.as_mut().poll(&mut cx).is_pending());
+    lp.close().unwrap();
+    assert!(woken.0.load(Ordering::SeqCst), "the sleep was never woken");
+    assert_eq!(sleep.as_mut().poll(&mut cx), Poll::Ready(()));
+}

@@ -80,6 +80,13 @@ impl EventLoop {
                     Work::Callback(cell) => self.drop_caught(cell.cancel(), cell.name),
                     Work::Timer(cell) => self.drop_caught(cell.cancel(), cell.name),
                     Work::Remote(f) => self.drop_caught(f, "a call_soon_threadsafe callback"),
+                    // A sleep polled off the loop thread, on its way to the heap: it ends
+                    // now, as the sleeps in the heap do below.
+                    Work::Sleep(sleep) => {
+                        let (_, state) = *sleep;
+                        state.cancel();
+                        self.destroy_caught(move || state.wake(), "a sleeping task's waker");
+                    }
                     other => self.drop_caught(other, "pending work"),
                 }
             }
