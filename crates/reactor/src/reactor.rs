@@ -360,7 +360,7 @@ impl Reactor {
         if !self.inner.edge {
             return self.register(fd);
         }
-        let source = self.reserve(fd.as_raw_fd(), (Trigger::Edge, true), FdHandle::External);
+        let source = self.reserve(fd.as_raw_fd(), (Trigger::Edge, true), FdHandle::External)?;
         let added = self.inner.os().and_then(|os| {
             #[cfg(target_os = "linux")]
             let added = crate::epoll_wait::add_edge(&os.poller, fd, source.key());
@@ -389,13 +389,24 @@ impl Reactor {
     ) -> io::Result<Arc<Source>> {
         self.check_open()?;
         let dup = fd.try_clone_to_owned()?;
-        let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup));
+        let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup))?;
         let added = source.add_dup(&self.inner);
         self.finish_register(source, added)
     }
 
     /// Creates a source in a fresh slab slot.
-    fn reserve(&self, raw_fd: RawFd, trigger: (Trigger, bool), fd: FdHandle) -> Arc<Source> {
+    ///
+    /// Fails if the reactor is closed, including by a `close` racing this call: `close` sets
+    /// `closed` before it reads the slab (under its lock) to shut every source, so either it
+    /// finds this source there, or this check, made after the insert under the same lock,
+    /// sees `closed`. So no registration outlives a close unshut (waiting for events that
+    /// would never come).
+    fn reserve(
+        &self,
+        raw_fd: RawFd,
+        trigger: (Trigger, bool),
+        fd: FdHandle,
+    ) -> io::Result<Arc<Source>> {
         let mut sources = lock(&self.inner.sources);
         let key = sources.next_key();
         let source = Arc::new(Source::new(
@@ -406,7 +417,11 @@ impl Reactor {
             Arc::downgrade(&self.inner),
         ));
         sources.insert(source.clone());
-        source
+        if self.is_closed() {
+            sources.remove_if(key, |s| Arc::ptr_eq(s, &source));
+            return Err(closed_reactor());
+        }
+        Ok(source)
     }
 
     fn finish_register(

@@ -419,3 +419,35 @@ fn a_wait_with_a_huge_timeout_still_returns_on_notify() {
         .expect("a huge timeout is accepted");
     notifier.join().expect("join");
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_registration_racing_close_is_refused_or_closed_by_it() {
+    let (a, _b) = UnixStream::pair().expect("pair");
+    let a = Arc::new(a);
+    let mut live = 0;
+    for _ in 0..300 {
+        let reactor = Reactor::new().expect("reactor");
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let registrar = {
+            let (reactor, start, a) = (reactor.clone(), start.clone(), a.clone());
+            thread::spawn(move || {
+                let mut kept = Vec::new();
+                start.wait();
+                for _ in 0..2_000 {
+                    match reactor.register(a.as_fd()) {
+                        Ok(source) => kept.push(source),
+                        Err(_) => break,
+                    }
+                }
+                kept
+            })
+        };
+        start.wait();
+        reactor.close();
+        let kept = registrar.join().expect("registrar");
+        // Whatever registered before or during the close was closed by it.
+        live += kept.iter().filter(|s| !s.is_closed()).count();
+    }
+    assert_eq!(live, 0, "registrations outlived close() unclosed");
+}
