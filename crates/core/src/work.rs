@@ -72,6 +72,10 @@ pub(crate) struct Shared {
     /// The loop is blocked (or about to block) in the reactor.
     pub(crate) parked: AtomicBool,
     pub(crate) closed: AtomicBool,
+    /// `close()` is draining the queues on the loop thread: a sender that finds the loop
+    /// closed leaves its work to it (see `send`), so that the work is dropped on the loop
+    /// thread and its panics and reports reach the loop's exception handler.
+    pub(crate) closing: AtomicBool,
     pub(crate) stopping: AtomicBool,
     pub(crate) reactor: Reactor,
     /// Sleeps cancelled while in the timer heap (read by the heap to decide compaction).
@@ -86,6 +90,7 @@ impl Shared {
             injector: SegQueue::new(),
             parked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             reactor,
             sleeps_cancelled: Arc::default(),
@@ -114,6 +119,13 @@ impl Shared {
     /// `closed` and pop the injector ourselves (`discard_injected`), or both; the injector is
     /// a multi-consumer queue, so each item is popped — and so run or dropped — exactly once.
     /// The same fence serves the park handshake (see `wake_if_parked`).
+    ///
+    /// While `close` is still draining (`closing`, set before `closed`), a sender that sees
+    /// `closed` leaves its item to it instead, so that it is dropped on the loop thread (a
+    /// local task's runnable dropped on its own thread, a report or a destructor's panic
+    /// handed to the loop's exception handler). That is a second handshake of the same shape:
+    /// `close` ends its drain with `closing.store(false)`; `fence(SeqCst)`; one more drain,
+    /// so a sender that still read `closing` as set has its item popped by that last drain.
     pub(crate) fn send(&self, item: Injected) {
         let item = match running::push_local(self.id, item) {
             Ok(()) => return,
@@ -122,7 +134,9 @@ impl Shared {
         self.injector.push(item);
         fence(Ordering::SeqCst);
         if self.closed.load(Ordering::SeqCst) {
-            self.discard_injected();
+            if !self.closing.load(Ordering::SeqCst) {
+                self.discard_injected();
+            }
             return;
         }
         self.notify_if_parked();
@@ -200,11 +214,8 @@ pub(crate) struct LoopScheduler {
 
 impl Schedule for LoopScheduler {
     fn schedule(&self, runnable: Runnable) {
-        if self.shared.closed.load(Ordering::Acquire) {
-            // After close, scheduling does nothing: dropping the runnable cancels the task.
-            drop(runnable);
-            return;
-        }
+        // On a closed loop `send` drops the runnable (which cancels the task): right here, or,
+        // while `close` is still draining, in `close` on the loop thread.
         self.shared.send(Injected::Task(runnable));
     }
 
@@ -212,10 +223,8 @@ impl Schedule for LoopScheduler {
         let ctx = ExceptionContext::new("Task exception was never retrieved")
             .with_task(task)
             .with_panic(payload);
-        if self.shared.closed.load(Ordering::Acquire) {
-            crate::exception::log_exception(&ctx);
-        } else {
-            self.shared.send(Injected::Report(Box::new(ctx)));
-        }
+        // On a closed loop `send` logs it with the default handler (or leaves it to a
+        // `close` still draining, which hands it to the loop's handler).
+        self.shared.send(Injected::Report(Box::new(ctx)));
     }
 }

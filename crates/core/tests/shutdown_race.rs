@@ -149,3 +149,77 @@ fn a_sleep_queued_for_the_timer_heap_when_the_loop_closes_ends_instead_of_hangin
     assert!(woken.0.load(Ordering::SeqCst), "the sleep was never woken");
     assert_eq!(sleep.as_mut().poll(&mut cx), Poll::Ready(()));
 }
+
+/// Local tasks woken from another thread while their loop closes: each future is dropped on
+/// the loop thread (a wake that finds the loop closing leaves the runnable to `close`, rather
+/// than dropping it on the waking thread, where a local future can only be leaked).
+#[test]
+fn local_tasks_woken_from_another_thread_during_close_are_dropped_on_the_loop_thread() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Waker};
+
+    struct Parked {
+        wakers: Arc<Mutex<Vec<Waker>>>,
+        registered: bool,
+        dropped_here: Arc<AtomicUsize>,
+        home: thread::ThreadId,
+    }
+    impl Future for Parked {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if !self.registered {
+                self.registered = true;
+                self.wakers.lock().unwrap().push(cx.waker().clone());
+            }
+            Poll::Pending
+        }
+    }
+    impl Drop for Parked {
+        fn drop(&mut self) {
+            if thread::current().id() == self.home {
+                self.dropped_here.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    const TASKS: usize = 100;
+    for _ in 0..100 {
+        let lp = EventLoop::new().unwrap();
+        // No report noise: the tasks are destroyed pending on purpose.
+        lp.set_exception_handler(Some(|_: &EventLoop, _: &evloop_core::ExceptionContext| {}));
+        let wakers = Arc::new(Mutex::new(Vec::new()));
+        let dropped_here = Arc::new(AtomicUsize::new(0));
+        for _ in 0..TASKS {
+            lp.create_task(Parked {
+                wakers: wakers.clone(),
+                registered: false,
+                dropped_here: dropped_here.clone(),
+                home: thread::current().id(),
+            });
+        }
+        common::run_one(&lp);
+        let taken: Vec<Waker> = std::mem::take(&mut *wakers.lock().unwrap());
+        assert_eq!(taken.len(), TASKS);
+        let start = Arc::new(Barrier::new(2));
+        let waker_thread = {
+            let start = start.clone();
+            thread::spawn(move || {
+                start.wait();
+                for w in &taken {
+                    w.wake_by_ref();
+                }
+                drop(taken);
+            })
+        };
+        start.wait();
+        lp.close().unwrap();
+        waker_thread.join().unwrap();
+        assert_eq!(
+            dropped_here.load(Ordering::SeqCst),
+            TASKS,
+            "local futures dropped off their thread (leaked)"
+        );
+    }
+}

@@ -28,17 +28,25 @@ impl EventLoop {
         if self.inner.closed.replace(true) {
             return Ok(());
         }
-        self.inner.shared.closed.store(true, Ordering::SeqCst);
+        let shared = &self.inner.shared;
+        shared.closing.store(true, Ordering::SeqCst);
+        shared.closed.store(true, Ordering::SeqCst);
         // The close half of the handshake in `Shared::send`: after this fence, every drain
-        // below sees each item pushed by a sender that did not see `closed`.
+        // below sees each item pushed by a sender that did not see `closed` (and senders that
+        // see it leave their work to these drains while `closing` is set).
         fence(Ordering::SeqCst);
         tracing::debug!("closing event loop");
 
         // Every destructor below is contained on its own; this is the backstop for anything
         // else (say, a panicking tracing subscriber): the reactor is closed whatever happens.
         let released = catch_unwind(AssertUnwindSafe(|| self.release_all()));
+        // From here on senders drop their own work; the last drain takes what was left to
+        // us by those that still saw `closing` (the second handshake in `Shared::send`).
+        shared.closing.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let drained = catch_unwind(AssertUnwindSafe(|| self.drain_queues()));
         self.reactor().close();
-        if let Err(payload) = released {
+        if let Err(payload) = released.and(drained) {
             resume_unwind(payload);
         }
         Ok(())
@@ -54,8 +62,8 @@ impl EventLoop {
                     .with_task(task.clone()),
             );
         }
-        // Scheduling is a no-op now, so cancelling drops each idle task's future right here;
-        // tasks already queued are dropped with the queues below.
+        // Scheduling only queues a runnable for the drains below now, which drop it (and so
+        // the task's future); tasks already queued are dropped with the queues too.
         for task in tasks {
             // `move`: the task's reference is dropped inside the catch too.
             self.destroy_caught(
@@ -66,6 +74,24 @@ impl EventLoop {
             );
         }
 
+        self.drain_queues();
+        let (timers, sleeps) = self.inner.timers.borrow_mut().take_all();
+        for timer in timers {
+            self.drop_caught(timer, "a timer callback");
+        }
+        // A sleep awaited elsewhere (its future is `Send`) completes now instead of hanging.
+        for sleep in sleeps {
+            self.destroy_caught(move || sleep.wake(), "a sleeping task's waker");
+        }
+        self.close_fd_watchers();
+        let extensions = std::mem::take(&mut *self.inner.extensions.borrow_mut());
+        for extension in extensions {
+            self.drop_caught(extension, "a loop extension");
+        }
+    }
+
+    /// Drops everything in the ready and injection queues (and whatever dropping it queues).
+    fn drain_queues(&self) {
         loop {
             let mut queue = std::mem::take(&mut *self.inner.ready.borrow_mut());
             self.inner.shared.drain_injected(&mut queue);
@@ -81,7 +107,7 @@ impl EventLoop {
                     Work::Timer(cell) => self.drop_caught(cell.cancel(), cell.name),
                     Work::Remote(f) => self.drop_caught(f, "a call_soon_threadsafe callback"),
                     // A sleep polled off the loop thread, on its way to the heap: it ends
-                    // now, as the sleeps in the heap do below.
+                    // now, as the sleeps in the heap do.
                     Work::Sleep(sleep) => {
                         let (_, state) = *sleep;
                         state.cancel();
@@ -90,19 +116,6 @@ impl EventLoop {
                     other => self.drop_caught(other, "pending work"),
                 }
             }
-        }
-        let (timers, sleeps) = self.inner.timers.borrow_mut().take_all();
-        for timer in timers {
-            self.drop_caught(timer, "a timer callback");
-        }
-        // A sleep awaited elsewhere (its future is `Send`) completes now instead of hanging.
-        for sleep in sleeps {
-            self.destroy_caught(move || sleep.wake(), "a sleeping task's waker");
-        }
-        self.close_fd_watchers();
-        let extensions = std::mem::take(&mut *self.inner.extensions.borrow_mut());
-        for extension in extensions {
-            self.drop_caught(extension, "a loop extension");
         }
     }
 }
