@@ -193,3 +193,44 @@ fn a_panicking_closure_refused_or_discarded_by_a_closed_loop_does_not_unwind_int
         .expect("the sender's thread did not panic");
     assert!(refused.is_err());
 }
+
+#[test]
+fn removing_or_replacing_an_fd_callback_whose_destructor_panics_reports_it() {
+    let lp = EventLoop::new().unwrap();
+    let reports = record_exceptions(&lp);
+    let (a, _b) = UnixStream::pair().unwrap();
+    let fd = a.as_raw_fd();
+    let first = bomb("replaced reader drop");
+    lp.add_reader(fd, move || {
+        let _keep = &first;
+    })
+    .unwrap();
+    let second = bomb("removed reader drop");
+    lp.add_reader(fd, move || {
+        let _keep = &second;
+    })
+    .unwrap();
+    assert!(lp.remove_reader(fd));
+    assert_eq!(
+        destructor_reports(&reports),
+        ["replaced reader drop", "removed reader drop"]
+    );
+    // A writer that removes itself while it runs: its last reference goes after the call.
+    let lp2 = lp.clone();
+    let third = bomb("self-removed writer drop");
+    lp.add_writer(fd, move || {
+        let _keep = &third;
+        lp2.remove_writer(fd);
+    })
+    .unwrap();
+    run_one(&lp);
+    assert_eq!(
+        destructor_reports(&reports),
+        [
+            "replaced reader drop",
+            "removed reader drop",
+            "self-removed writer drop"
+        ]
+    );
+    lp.close().unwrap();
+}

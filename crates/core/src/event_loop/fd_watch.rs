@@ -116,7 +116,7 @@ impl EventLoop {
             (watch.generation, old)
         };
         // Dropped outside the borrow: a callback's destructor may call back into the loop.
-        drop(old);
+        self.drop_caught(old, "an add_reader/add_writer callback");
         self.arm_fd(fd, dir, generation);
         Ok(())
     }
@@ -139,7 +139,7 @@ impl EventLoop {
             }
         }
         let had = old.is_some();
-        drop(old);
+        self.drop_caught(old, "an add_reader/add_writer callback");
         had
     }
 
@@ -190,6 +190,8 @@ impl EventLoop {
             Ok(mut f) => self.call_caught(&mut *f, name),
             Err(_) => tracing::warn!(fd, "fd callback re-entered; skipped"),
         }
+        // The last reference if the callback removed itself.
+        self.drop_caught(callback, "an add_reader/add_writer callback");
         self.arm_fd(fd, dir, generation);
     }
 
