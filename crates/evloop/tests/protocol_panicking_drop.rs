@@ -146,3 +146,41 @@ fn closing_a_loop_with_open_protocols_whose_destructors_panic_completes() -> io:
     drop((a, b));
     Ok(())
 }
+
+/// A datagram protocol that panics when dropped.
+struct DatagramBomb;
+
+impl protocol::DatagramProtocol for DatagramBomb {
+    fn connection_made(&mut self, _: protocol::DatagramTransport) {}
+    fn datagram_received(&mut self, _: &[u8], _: std::net::SocketAddr) {}
+    fn connection_lost(&mut self, _: Option<io::Error>) {}
+}
+
+impl Drop for DatagramBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("datagram protocol drop");
+        }
+    }
+}
+
+#[test]
+fn a_datagram_protocol_whose_destructor_panics_is_reported() -> io::Result<()> {
+    evloop::run(async {
+        let reports = record(&evloop::get_running_loop().map_err(io::Error::other)?);
+        let (transport, proto) =
+            protocol::create_datagram_endpoint(|| DatagramBomb, "127.0.0.1:0", None).await?;
+        drop(proto); // the endpoint holds the last reference
+        transport.close();
+        evloop::time::timeout(
+            Duration::from_secs(10),
+            until(|| !reports.borrow().is_empty()),
+        )
+        .await
+        .map_err(io::Error::other)?;
+        assert_eq!(destructor_panics(&reports), ["datagram protocol drop"]);
+        assert_eq!(reports.borrow().len(), 1, "{:?}", reports.borrow());
+        io::Result::Ok(())
+    })
+    .map_err(io::Error::other)?
+}
