@@ -5,6 +5,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::event_loop::drop_reported;
 use crate::timer_heap::TimerCell;
 
 /// A scheduled callback (asyncio's `Handle`).
@@ -20,6 +21,16 @@ impl CallbackCell {
             callback: Cell::new(Some(callback)),
             cancelled: Cell::new(false),
             name,
+        }
+    }
+
+    /// Cancels the callback and hands it back (unless it ran or was cancelled already), for
+    /// the caller to drop where a panicking destructor is contained.
+    pub(crate) fn cancel(&self) -> Option<Box<dyn FnOnce()>> {
+        if self.cancelled.replace(true) {
+            None
+        } else {
+            self.callback.take()
         }
     }
 }
@@ -47,11 +58,12 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Cancels the callback: it will not run. Does nothing if it already ran.
+    /// Cancels the callback: it will not run, and it is dropped now. Does nothing if it
+    /// already ran. A panic in the callback's destructor does not reach the caller: it goes
+    /// to the exception handler of the loop running on this thread (the default handler,
+    /// which logs, if none runs).
     pub fn cancel(&self) {
-        if !self.cell.cancelled.replace(true) {
-            drop(self.cell.callback.take());
-        }
+        drop_reported(self.cell.cancel(), self.cell.name);
     }
 
     /// True once cancelled (a callback scheduled on a closed loop reads cancelled).
@@ -77,9 +89,11 @@ pub struct TimerHandle {
 }
 
 impl TimerHandle {
-    /// Cancels the timer: its callback will not run. Cheap: the heap entry is removed lazily.
+    /// Cancels the timer: its callback will not run, and it is dropped now. Cheap: the heap
+    /// entry is removed lazily. A panic in the callback's destructor is reported as for
+    /// [`Handle::cancel`].
     pub fn cancel(&self) {
-        self.cell.cancel();
+        drop_reported(self.cell.cancel(), self.cell.name);
     }
 
     /// True once cancelled.

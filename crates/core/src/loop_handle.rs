@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::Error;
 use crate::task::{self, Task};
-use crate::work::{Injected, LoopScheduler, Shared};
+use crate::work::{Injected, LoopScheduler, Shared, drop_logged};
 
 /// A thread-safe handle to a loop (from [`EventLoop::handle`](crate::EventLoop::handle)).
 ///
@@ -31,9 +31,14 @@ impl LoopHandle {
     }
 
     /// Schedules `f` on the loop's thread, waking the loop if it is blocked in the reactor.
-    /// `Err(Error::Closed)` if the loop is closed.
+    ///
+    /// `Err(Error::Closed)` if the loop is closed: `f` was not accepted (it is dropped
+    /// unrun before this returns). `Ok(())` means `f` was accepted: it runs on the loop, or,
+    /// if the loop closes before its turn comes (a close racing this call included), it is
+    /// dropped without running. Either way the loop never keeps it.
     pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<(), Error> {
         if self.is_closed() {
+            drop_logged(f);
             return Err(Error::Closed);
         }
         self.shared.send(Injected::Remote(Box::new(f)));
@@ -42,7 +47,9 @@ impl LoopHandle {
 
     /// Runs `fut` as a task on the loop (asyncio's `run_coroutine_threadsafe`). The returned
     /// `Task` can be awaited on any loop or joined with [`Task::join_blocking`]. On a closed
-    /// loop the task is cancelled at once.
+    /// loop the task is cancelled at once; if the loop closes before the task's first poll
+    /// (a close racing this call included), the task is cancelled then. Either way it
+    /// resolves: to its output, or to `Err(`[`JoinError::Cancelled`](crate::JoinError::Cancelled)`)`.
     pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,

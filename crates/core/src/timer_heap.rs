@@ -47,14 +47,19 @@ pub(crate) struct TimerCell {
 }
 
 impl TimerCell {
-    pub(crate) fn cancel(&self) {
+    /// Cancels the timer and hands back its callback (if it had not run), for the caller to
+    /// drop where a panicking destructor is contained.
+    pub(crate) fn cancel(&self) -> Option<Box<dyn FnOnce()>> {
         match self.state.get() {
             PENDING => self.heap_cancelled.set(self.heap_cancelled.get() + 1),
             DUE => {}
-            _ => return,
+            _ => return None,
         }
         self.state.set(CANCELLED);
-        drop(self.action.replace(TimerAction::Nothing));
+        match self.action.replace(TimerAction::Nothing) {
+            TimerAction::Callback(f) => Some(f),
+            TimerAction::Nothing => None,
+        }
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {

@@ -1,6 +1,7 @@
 //! The units of work an iteration runs, and how they reach the loop.
 
 use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
@@ -71,6 +72,10 @@ pub(crate) struct Shared {
     /// The loop is blocked (or about to block) in the reactor.
     pub(crate) parked: AtomicBool,
     pub(crate) closed: AtomicBool,
+    /// `close()` is draining the queues on the loop thread: a sender that finds the loop
+    /// closed leaves its work to it (see `send`), so that the work is dropped on the loop
+    /// thread and its panics and reports reach the loop's exception handler.
+    pub(crate) closing: AtomicBool,
     pub(crate) stopping: AtomicBool,
     pub(crate) reactor: Reactor,
     /// Sleeps cancelled while in the timer heap (read by the heap to decide compaction).
@@ -85,6 +90,7 @@ impl Shared {
             injector: SegQueue::new(),
             parked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             reactor,
             sleeps_cancelled: Arc::default(),
@@ -93,22 +99,86 @@ impl Shared {
 
     /// Sends work to the loop: straight onto its local ready queue if it is running on this
     /// thread (no atomics), else through the injection queue, waking the loop if it is parked.
+    ///
+    /// Never leaves `item` behind in a closed loop: it is run by the loop, or dropped (by the
+    /// loop's `close`, or by this call if the loop closed meanwhile).
+    ///
+    /// # The close handshake
+    ///
+    /// A sender that checked `closed` before calling this can still lose the race: `close`
+    /// may set `closed` and drain the injector between that check and the push, and the item
+    /// would then wait forever in a queue nobody reads (a spawned task never resolving, a
+    /// closure never run nor dropped). So after the push the sender looks at `closed` again:
+    ///
+    /// - sender: `injector.push(item)`; `fence(SeqCst)`; `closed.load()`
+    /// - `close`: `closed.store(true)`; `fence(SeqCst)`; pop the injector until it is empty
+    ///
+    /// This is the store-buffering (Dekker) pattern: with a SeqCst fence between each side's
+    /// write and its read, the two fences are ordered one way or the other, and the side whose
+    /// fence comes second sees the other's write. So either `close` pops our item, or we see
+    /// `closed` and pop the injector ourselves (`discard_injected`), or both; the injector is
+    /// a multi-consumer queue, so each item is popped — and so run or dropped — exactly once.
+    /// The same fence serves the park handshake (see `wake_if_parked`).
+    ///
+    /// While `close` is still draining (`closing`, set before `closed`), a sender that sees
+    /// `closed` leaves its item to it instead, so that it is dropped on the loop thread (a
+    /// local task's runnable dropped on its own thread, a report or a destructor's panic
+    /// handed to the loop's exception handler). That is a second handshake of the same shape:
+    /// `close` ends its drain with `closing.store(false)`; `fence(SeqCst)`; one more drain,
+    /// so a sender that still read `closing` as set has its item popped by that last drain.
     pub(crate) fn send(&self, item: Injected) {
         let item = match running::push_local(self.id, item) {
             Ok(()) => return,
             Err(item) => item,
         };
         self.injector.push(item);
-        self.wake_if_parked();
+        fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            if !self.closing.load(Ordering::SeqCst) {
+                self.discard_injected();
+            }
+            return;
+        }
+        self.notify_if_parked();
     }
 
     /// Pairs with the loop's `parked.store(true); fence; check queues` (a Dekker handshake):
     /// either the loop sees our work, or we see it parked and notify the reactor.
     pub(crate) fn wake_if_parked(&self) {
         fence(Ordering::SeqCst);
+        self.notify_if_parked();
+    }
+
+    /// `wake_if_parked` after the caller's fence.
+    fn notify_if_parked(&self) {
         if self.parked.load(Ordering::SeqCst) {
             if let Err(e) = self.reactor.notify() {
                 tracing::error!(error = %e, "failed to wake the event loop");
+            }
+        }
+    }
+
+    /// Drops whatever is in the injection queue of a closed loop, on the calling thread (any
+    /// thread: see `send`). Runnables are dropped, which cancels their tasks (the task core
+    /// makes dropping a local task's runnable off its thread safe); closures are dropped
+    /// unrun; reports go to the default handler (the loop's own handler lives on its thread).
+    /// A destructor that panics is caught and logged, so that it cannot unwind into an
+    /// unrelated `wake` or `call_soon_threadsafe`.
+    pub(crate) fn discard_injected(&self) {
+        while let Some(item) = self.injector.pop() {
+            match item {
+                Injected::Report(ctx) => {
+                    crate::exception::log_exception(&ctx);
+                    drop_logged(ctx);
+                }
+                // A sleep polled off the loop thread as the loop closed: it ends now (as
+                // `close` ends the sleeps it finds), instead of waiting forever.
+                Injected::Sleep(sleep) => {
+                    let (_, state) = *sleep;
+                    state.cancel();
+                    destroy_logged(move || state.wake());
+                }
+                other => drop_logged(other),
             }
         }
     }
@@ -126,6 +196,22 @@ impl Shared {
     }
 }
 
+/// Drops work a closed loop will never run, off the loop (no exception handler to reach): a
+/// panicking destructor is caught and logged by the default handler.
+pub(crate) fn drop_logged<T>(value: T) {
+    destroy_logged(move || drop(value));
+}
+
+/// Runs `f`, which destroys something (see [`drop_logged`]), with a panic caught and logged.
+fn destroy_logged(f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        crate::exception::log_exception(
+            &ExceptionContext::new("Exception in the destructor of work for a closed event loop")
+                .with_panic(payload),
+        );
+    }
+}
+
 /// The `Schedule` of every task on a loop.
 pub(crate) struct LoopScheduler {
     pub(crate) shared: Arc<Shared>,
@@ -133,11 +219,8 @@ pub(crate) struct LoopScheduler {
 
 impl Schedule for LoopScheduler {
     fn schedule(&self, runnable: Runnable) {
-        if self.shared.closed.load(Ordering::Acquire) {
-            // After close, scheduling does nothing: dropping the runnable cancels the task.
-            drop(runnable);
-            return;
-        }
+        // On a closed loop `send` drops the runnable (which cancels the task): right here, or,
+        // while `close` is still draining, in `close` on the loop thread.
         self.shared.send(Injected::Task(runnable));
     }
 
@@ -158,12 +241,10 @@ impl Schedule for LoopScheduler {
 }
 
 impl LoopScheduler {
-    /// Hands `ctx` to the loop's exception handler (logs it once the loop is closed).
+    /// Hands `ctx` to the loop's exception handler: on a closed loop `send` logs it with the
+    /// default handler (or leaves it to a `close` still draining, which hands it to the loop's
+    /// handler).
     fn report(&self, ctx: ExceptionContext) {
-        if self.shared.closed.load(Ordering::Acquire) {
-            crate::exception::log_exception(&ctx);
-        } else {
-            self.shared.send(Injected::Report(Box::new(ctx)));
-        }
+        self.shared.send(Injected::Report(Box::new(ctx)));
     }
 }

@@ -298,6 +298,7 @@ impl Runner {
         if !lp.is_closed() {
             result = cancel_all_tasks(&lp);
             crate::executor::shutdown_default_executor(&lp);
+            crate::protocol::close_all(&lp);
         }
         evloop_policy::set_event_loop(None);
         let closed = lp.close();

@@ -32,8 +32,9 @@ impl Notifier {
     pub(crate) fn new(poller: &Poller) -> io::Result<Notifier> {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         // SAFETY: `polling` requires the fd to be deleted from the poller before it is closed:
-        // `Notifier::deregister` does that, and `Inner`'s `Drop` calls it before the
-        // `Notifier` (and so the fd) is dropped.
+        // `Notifier::deregister` does that, and `Os`'s `Drop` (the reactor's OS resources,
+        // dropped by `Reactor::close` or with the reactor) calls it before the `Notifier`
+        // (and so the fd) is dropped.
         unsafe { poller.add_with_mode(&fd, Event::readable(NOTIFY_KEY), PollMode::Edge)? };
         Ok(Notifier { fd })
     }

@@ -78,7 +78,9 @@
 //!
 //! [`Reactor::deregister`] (and dropping an [`Async`], or the last
 //! [`Reactor`] clone) closes the source: its waiters are woken, and their next
-//! poll returns an error instead of hanging.
+//! poll returns an error instead of hanging. [`Reactor::close`] does that for every source
+//! at once and also closes the poller's own fds (epoll, eventfds, timerfd): what outlives a
+//! closed reactor holds only memory, and its operations fail.
 //!
 //! # Example: an echo driven by the reactor alone
 //!

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -24,18 +24,39 @@ use crate::source::{FdHandle, Readied, Source, Trigger, lock};
 ///
 /// When the last clone is dropped, every still-registered source is closed
 /// and its waiters are woken, so they see an error rather than hang.
+/// [`close`](Self::close) does the same at once, and also closes the
+/// poller's file descriptors, whatever clones are still alive.
 #[derive(Clone)]
 pub struct Reactor {
     inner: Arc<Inner>,
 }
 
-/// The shared state behind a [`Reactor`].
-pub(crate) struct Inner {
+/// The reactor's OS resources: the poller (epoll fd, and `polling`'s own eventfd and
+/// timerfd) and, on Linux, our notification eventfd. Dropped by [`Reactor::close`].
+pub(crate) struct Os {
     pub(crate) poller: Poller,
     /// Linux: our own notification eventfd (see `epoll_wait`).
     #[cfg(target_os = "linux")]
     notifier: crate::epoll_wait::Notifier,
-    /// Linux: the nested epoll set of watched fd numbers (see `watch`).
+}
+
+impl Drop for Os {
+    fn drop(&mut self) {
+        // The notifier's eventfd is deleted from the poller before it is closed (the
+        // `Notifier` is dropped after this, with the struct's fields).
+        #[cfg(target_os = "linux")]
+        self.notifier.deregister(&self.poller);
+    }
+}
+
+/// The shared state behind a [`Reactor`].
+pub(crate) struct Inner {
+    /// `None` once closed: a closed reactor holds no file descriptor. Read-locked for each
+    /// poller operation (and across the `epoll_wait` of [`Reactor::wait`]); write-locked
+    /// only by [`Reactor::close`] to drop it.
+    os: RwLock<Option<Os>>,
+    /// Linux: the nested epoll set of watched fd numbers (see `watch`); its epoll fd is
+    /// closed by [`Reactor::close`] too.
     #[cfg(target_os = "linux")]
     pub(crate) watches: crate::watch::Watches,
     /// Registered sources, keyed by their poller key.
@@ -60,6 +81,7 @@ struct WaitBuffers {
     events: Events,
     #[cfg(target_os = "linux")]
     events: crate::epoll_wait::EventBuffer,
+    /// (key, what) of the last wait.
     /// (event data, what) of the last wait; the data is a source's token (see `Source::token`).
     ready: Vec<(u64, Readied)>,
     batch: Vec<(Arc<Source>, Readied)>,
@@ -81,13 +103,18 @@ impl Reactor {
         if !edge {
             tracing::debug!("poller has no edge-triggered mode; using oneshot with re-arming");
         }
+        #[cfg(target_os = "linux")]
+        let watches = crate::watch::Watches::new(&poller)?;
+        let os = Os {
+            #[cfg(target_os = "linux")]
+            notifier: crate::epoll_wait::Notifier::new(&poller)?,
+            poller,
+        };
         Ok(Reactor {
             inner: Arc::new(Inner {
+                os: RwLock::new(Some(os)),
                 #[cfg(target_os = "linux")]
-                notifier: crate::epoll_wait::Notifier::new(&poller)?,
-                #[cfg(target_os = "linux")]
-                watches: crate::watch::Watches::new(&poller)?,
-                poller,
+                watches,
                 sources: Mutex::new(Slab::default()),
                 waiting: Mutex::new(WaitBuffers {
                     #[cfg(not(target_os = "linux"))]
@@ -179,7 +206,7 @@ impl Reactor {
         }
         #[cfg(target_os = "linux")]
         {
-            let source = self.reserve(fd, (Trigger::Oneshot, false), FdHandle::Watched, true);
+            let source = self.reserve(fd, (Trigger::Oneshot, false), FdHandle::Watched, true)?;
             let added = self.inner.watches.add(fd, source.token(), &source);
             self.finish_register(source, added)
         }
@@ -191,8 +218,8 @@ impl Reactor {
                 Trigger::Oneshot
             };
             let dup = crate::source::dup_number(fd)?;
-            let source = self.reserve(fd, (trigger, false), FdHandle::Dup(dup), false);
-            let added = source.add_dup(&self.inner.poller);
+            let source = self.reserve(fd, (trigger, false), FdHandle::Dup(dup), false)?;
+            let added = source.add_dup(&self.inner);
             self.finish_register(source, added)
         }
     }
@@ -212,7 +239,16 @@ impl Reactor {
     }
 
     /// Closes the reactor: every registered source is closed (its waiters are woken and their
-    /// next poll returns an error) and later registrations fail. Idempotent.
+    /// next poll returns an error), the poller and the notification fd are closed, so a
+    /// closed reactor holds no file descriptor, however many clones of it (and sources
+    /// registered with it) are still alive. Afterwards registrations and
+    /// [`wait`](Self::wait) fail with an error, and [`notify`](Self::notify) does nothing.
+    /// The fds that sources watch are not the reactor's: duplicates made by
+    /// [`register`](Self::register) are closed here, an [`Async`](crate::Async)'s own fd
+    /// stays with the `Async`. Idempotent.
+    ///
+    /// A [`wait`](Self::wait) in progress on another thread is woken; `close` returns once
+    /// it has returned.
     ///
     /// An event loop closes its reactor when it closes, so that an I/O object that outlives
     /// its loop (say, a socket made in one `evloop::run` and used in the next) reports an
@@ -227,6 +263,22 @@ impl Reactor {
                 tracing::debug!(fd = source.raw_fd(), %err, "closing a source failed");
             }
         }
+        // A waiter holds the read lock across its `epoll_wait`: make it return (it sees
+        // `closed` on its next call), then take the poller away.
+        if let Err(err) = self.notify_os() {
+            tracing::debug!(%err, "waking the waiter of a closing reactor failed");
+        }
+        let os = self
+            .inner
+            .os
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Closing the epoll fd also drops every registration still in it (an `Async`'s own
+        // fd, which stays open with its owner).
+        drop(os);
+        #[cfg(target_os = "linux")]
+        self.inner.watches.close();
     }
 
     /// True once [`close`](Self::close) was called.
@@ -236,9 +288,7 @@ impl Reactor {
 
     fn check_open(&self) -> io::Result<()> {
         if self.is_closed() {
-            Err(io::Error::other(
-                "the reactor is closed (its event loop was closed)",
-            ))
+            Err(closed_reactor())
         } else {
             Ok(())
         }
@@ -252,6 +302,8 @@ impl Reactor {
     /// direction. Returns the number of I/O events processed (notifications
     /// not counted). Only one thread waits at a time; a concurrent caller
     /// blocks until the first returns.
+    ///
+    /// Fails at once on a closed reactor.
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<usize> {
         let inner = &*self.inner;
         let mut buffers = lock(&inner.waiting);
@@ -262,10 +314,16 @@ impl Reactor {
             wake,
         } = &mut *buffers;
         ready.clear();
+        // The read lock is held for the OS wait only: dispatching below may take it again
+        // (re-arming a source), which must not happen while `close` waits for the write lock.
+        let os = inner.os()?;
+        if self.is_closed() {
+            return Err(closed_reactor());
+        }
         #[cfg(target_os = "linux")]
         let polled = crate::epoll_wait::wait(
-            &inner.poller,
-            &inner.notifier,
+            &os.poller,
+            &os.notifier,
             &inner.watches,
             events,
             timeout,
@@ -274,7 +332,7 @@ impl Reactor {
         #[cfg(not(target_os = "linux"))]
         let polled = {
             events.clear();
-            let polled = inner.poller.wait(events, timeout);
+            let polled = os.poller.wait(events, timeout);
             ready.extend(events.iter().map(|e| {
                 let read_closed = e.is_interrupt();
                 let (readable, writable) = (e.readable, e.writable);
@@ -287,6 +345,7 @@ impl Reactor {
             }));
             polled.map(drop)
         };
+        drop(os);
         // A read-modify-write, so that a `notify` which found the flag already
         // set (and skipped the syscall) happens-before this point: whatever its
         // caller did before notifying is visible once `wait` returns.
@@ -325,16 +384,28 @@ impl Reactor {
     /// Coalesced: only the call that sets the "notified" flag makes the
     /// syscall; the flag is cleared when `wait` returns. A burst of notifies
     /// between two waits costs one syscall.
+    ///
+    /// On a closed reactor this does nothing (`Ok`): nobody can be waiting in it.
     pub fn notify(&self) -> io::Result<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        self.notify_os()
+    }
+
+    fn notify_os(&self) -> io::Result<()> {
         let inner = &*self.inner;
         if inner.notified.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         inner.notify_syscalls.fetch_add(1, Ordering::Relaxed);
-        #[cfg(target_os = "linux")]
-        let notified = inner.notifier.notify();
-        #[cfg(not(target_os = "linux"))]
-        let notified = inner.poller.notify();
+        let notified = match &*inner.os.read().unwrap_or_else(PoisonError::into_inner) {
+            #[cfg(target_os = "linux")]
+            Some(os) => os.notifier.notify(),
+            #[cfg(not(target_os = "linux"))]
+            Some(os) => os.poller.notify(),
+            None => Ok(()),
+        };
         notified.inspect_err(|_| {
             // Let the next notify try again.
             inner.notified.store(false, Ordering::Release);
@@ -359,18 +430,20 @@ impl Reactor {
             (Trigger::Edge, true),
             FdHandle::External,
             false,
-        );
-        #[cfg(target_os = "linux")]
-        let added = crate::epoll_wait::add_edge(&self.inner.poller, fd, source.key());
-        #[cfg(not(target_os = "linux"))]
-        // SAFETY: the caller keeps `fd` open until `release(source, fd)`, which
-        // deletes it from the poller (see `Source::shut`); should `add` fail,
-        // the fd was never added.
-        let added = unsafe {
-            self.inner
-                .poller
-                .add_with_mode(&fd, Event::all(source.key()), PollMode::Edge)
-        };
+        )?;
+        let added = self.inner.os().and_then(|os| {
+            #[cfg(target_os = "linux")]
+            let added = crate::epoll_wait::add_edge(&os.poller, fd, source.key());
+            #[cfg(not(target_os = "linux"))]
+            // SAFETY: the caller keeps `fd` open until `release(source, fd)`, which
+            // deletes it from the poller (see `Source::shut`), unless the poller was
+            // closed first (which removes it); should `add` fail, the fd was never added.
+            let added = unsafe {
+                os.poller
+                    .add_with_mode(&fd, Event::all(source.key()), PollMode::Edge)
+            };
+            added
+        });
         self.finish_register(source, added)
     }
 
@@ -386,19 +459,25 @@ impl Reactor {
     ) -> io::Result<Arc<Source>> {
         self.check_open()?;
         let dup = fd.try_clone_to_owned()?;
-        let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup), false);
-        let added = source.add_dup(&self.inner.poller);
+        let source = self.reserve(fd.as_raw_fd(), trigger, FdHandle::Dup(dup), false)?;
+        let added = source.add_dup(&self.inner);
         self.finish_register(source, added)
     }
 
     /// Creates a source in a fresh slab slot; a `watched` one gets a token with a fresh serial.
+    ///
+    /// Fails if the reactor is closed, including by a `close` racing this call: `close` sets
+    /// `closed` before it reads the slab (under its lock) to shut every source, so either it
+    /// finds this source there, or this check, made after the insert under the same lock,
+    /// sees `closed`. So no registration outlives a close unshut (waiting for events that
+    /// would never come).
     fn reserve(
         &self,
         raw_fd: RawFd,
         trigger: (Trigger, bool),
         fd: FdHandle,
         watched: bool,
-    ) -> Arc<Source> {
+    ) -> io::Result<Arc<Source>> {
         let mut sources = lock(&self.inner.sources);
         let key = sources.next_key();
         #[cfg(target_os = "linux")]
@@ -420,7 +499,11 @@ impl Reactor {
             Arc::downgrade(&self.inner),
         ));
         sources.insert(source.clone());
-        source
+        if self.is_closed() {
+            sources.remove_if(key, |s| Arc::ptr_eq(s, &source));
+            return Err(closed_reactor());
+        }
+        Ok(source)
     }
 
     fn finish_register(
@@ -472,6 +555,16 @@ impl Reactor {
         self.inner.modify_calls.load(Ordering::Relaxed)
     }
 
+    /// Does the reactor still hold its poller (and so its fds)?
+    #[cfg(test)]
+    pub(crate) fn holds_os(&self) -> bool {
+        self.inner
+            .os
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Number of sources in the slab.
     #[cfg(test)]
     pub(crate) fn registered(&self) -> usize {
@@ -480,6 +573,20 @@ impl Reactor {
 }
 
 impl Inner {
+    /// The OS resources, read-locked; an error once the reactor is closed.
+    ///
+    /// Lock order: a source's state lock may be held while taking this, never the
+    /// other way round; and no thread takes it twice (a queued `close` would block
+    /// the second read), so `wait` releases it before dispatching events.
+    pub(crate) fn os(&self) -> io::Result<OsGuard<'_>> {
+        let guard = self.os.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_some() {
+            Ok(OsGuard(guard))
+        } else {
+            Err(closed_reactor())
+        }
+    }
+
     /// `Poller::modify_with_mode`, counted.
     pub(crate) fn modify(
         &self,
@@ -488,8 +595,36 @@ impl Inner {
         mode: PollMode,
     ) -> io::Result<()> {
         self.modify_calls.fetch_add(1, Ordering::Relaxed);
-        self.poller.modify_with_mode(fd, event, mode)
+        self.os()?.poller.modify_with_mode(fd, event, mode)
     }
+
+    /// `Poller::delete`. Once the poller is closed there is nothing to delete from: `Ok`.
+    pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        match &*self.os.read().unwrap_or_else(PoisonError::into_inner) {
+            Some(os) => os.poller.delete(fd),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The read-locked, present OS resources of an open reactor.
+pub(crate) struct OsGuard<'a>(RwLockReadGuard<'a, Option<Os>>);
+
+impl std::ops::Deref for OsGuard<'_> {
+    type Target = Os;
+    fn deref(&self) -> &Os {
+        match &*self.0 {
+            Some(os) => os,
+            // `Inner::os` only makes a guard when the resources are there, and only `close`
+            // (under the write lock, so not while this guard lives) takes them away.
+            None => unreachable!("an OsGuard of a closed reactor"),
+        }
+    }
+}
+
+/// The error of an operation on a closed reactor.
+fn closed_reactor() -> io::Error {
+    io::Error::other("the reactor is closed (its event loop was closed)")
 }
 
 impl Drop for Inner {
@@ -512,8 +647,7 @@ impl Drop for Inner {
         }
         drop(sources);
         wake.into_iter().for_each(Waker::wake);
-        #[cfg(target_os = "linux")]
-        self.notifier.deregister(&self.poller);
+        // `Os`'s own drop (with the fields, next) deletes the notifier from the poller.
     }
 }
 

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
-use polling::{Event, PollMode, Poller};
+use polling::{Event, PollMode};
 
 use crate::future::{Readable, Writable};
 use crate::reactor::Inner;
@@ -393,12 +393,12 @@ impl Source {
             }
             match std::mem::replace(&mut state.fd, FdHandle::Gone) {
                 FdHandle::Dup(fd) => {
-                    let deleted = reactor.poller.delete(&fd);
+                    let deleted = reactor.delete(fd.as_fd());
                     dup = Some(fd);
                     (deleted, true)
                 }
                 FdHandle::External => match owner_fd {
-                    Some(fd) if fd.as_raw_fd() == self.raw_fd => (reactor.poller.delete(fd), true),
+                    Some(fd) if fd.as_raw_fd() == self.raw_fd => (reactor.delete(fd), true),
                     Some(fd) => {
                         tracing::debug!(
                             key = self.key,
@@ -424,10 +424,13 @@ impl Source {
         outcome
     }
 
-    /// Adds the source's own duplicate fd to `poller`: edge sources with
-    /// interest in both directions, the others disarmed (oneshot, no interest)
-    /// until a waiter arms them.
-    pub(crate) fn add_dup(&self, poller: &Poller) -> io::Result<()> {
+    /// Adds the source's own duplicate fd to the reactor's poller: edge sources
+    /// with interest in both directions, the others disarmed (oneshot, no
+    /// interest) until a waiter arms them.
+    ///
+    /// Lock order, here as everywhere: the source's state, then the reactor's
+    /// OS resources (see `Inner::os`).
+    pub(crate) fn add_dup(&self, reactor: &Inner) -> io::Result<()> {
         let (event, mode) = match self.trigger {
             Trigger::Edge => (Event::all(self.key), PollMode::Edge),
             Trigger::Oneshot | Trigger::Level => (Event::none(self.key), PollMode::Oneshot),
@@ -439,6 +442,8 @@ impl Source {
                 "source does not own its file descriptor",
             ));
         };
+        let os = reactor.os()?;
+        let poller = &os.poller;
         #[cfg(target_os = "linux")]
         if self.trigger == Trigger::Edge {
             return crate::epoll_wait::add_edge(poller, fd.as_fd(), self.key);
@@ -448,8 +453,9 @@ impl Source {
         // `shut` takes it out of `state.fd`, and `shut` deletes it from the
         // poller first. Every registered source is shut before it can be
         // dropped: it stays in its reactor's slab until `Reactor::deregister`
-        // / `Async` release shuts it, or until the reactor's `Drop` shuts all
-        // of them (before the poller itself is dropped).
+        // / `Async` release shuts it, or until the reactor's `close` or `Drop`
+        // shuts all of them (before the poller itself is dropped; and once the
+        // poller is closed, no fd is in it any more).
         // SAFETY: as argued above, the duplicate is deleted before it is closed;
         // if `add` fails, the fd was never added and the caller drops the source.
         unsafe { poller.add_with_mode(fd, event, mode) }

@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use polling::Poller;
 use rustix::buffer::spare_capacity;
@@ -96,7 +96,9 @@ pub(crate) fn is_stale(err: &io::Error) -> bool {
 
 /// The reactor's watched numbers: the nested epoll set and the live watch of each number.
 pub(crate) struct Watches {
-    epoll: OwnedFd,
+    /// The nested epoll set; `None` once the reactor closed (it holds no fd then). Read-locked
+    /// for one non-blocking syscall at a time, write-locked only by `close`.
+    epoll: RwLock<Option<OwnedFd>>,
     /// The live watch of each number: at most one, so a `MOD`/`DEL` by number (made only by the
     /// live watch) finds no entry but its own or a dead one.
     by_fd: Mutex<HashMap<RawFd, Weak<Source>>>,
@@ -115,10 +117,30 @@ impl Watches {
             epoll::EventFlags::IN,
         )?;
         Ok(Watches {
-            epoll: fd,
+            epoll: RwLock::new(Some(fd)),
             by_fd: Mutex::new(HashMap::new()),
             serial: AtomicU32::new(0),
         })
+    }
+
+    /// Runs `f` on the nested set's fd; an error once the reactor closed.
+    fn with_epoll<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
+        let guard = self.epoll.read().unwrap_or_else(PoisonError::into_inner);
+        match &*guard {
+            Some(fd) => f(fd.as_fd()),
+            None => Err(io::Error::other("the reactor was closed")),
+        }
+    }
+
+    /// Closes the nested set (the reactor's `close`): no fd is left open, every watch is gone.
+    pub(crate) fn close(&self) {
+        let fd = self
+            .epoll
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(fd);
+        lock(&self.by_fd).clear();
     }
 
     /// The event data of a new watch at slab `key`: the key in the low 32 bits, a fresh serial
@@ -153,22 +175,14 @@ impl Watches {
                 ));
             }
         }
-        let added = match epoll_ctl_raw(
-            self.epoll.as_fd(),
-            libc::EPOLL_CTL_ADD,
-            fd,
-            Interest::NONE,
-            token,
-        ) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => epoll_ctl_raw(
-                self.epoll.as_fd(),
-                libc::EPOLL_CTL_MOD,
-                fd,
-                Interest::NONE,
-                token,
-            ),
-            other => other,
-        };
+        let added = self.with_epoll(|ep| {
+            match epoll_ctl_raw(ep, libc::EPOLL_CTL_ADD, fd, Interest::NONE, token) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    epoll_ctl_raw(ep, libc::EPOLL_CTL_MOD, fd, Interest::NONE, token)
+                }
+                other => other,
+            }
+        });
         if added.is_ok() {
             by_fd.insert(fd, Arc::downgrade(source));
         }
@@ -177,19 +191,16 @@ impl Watches {
 
     /// Re-arms the watch of `fd` for `want` (which also proves the number still names its file).
     pub(crate) fn modify(&self, fd: RawFd, token: u64, want: Interest) -> io::Result<()> {
-        epoll_ctl_raw(self.epoll.as_fd(), libc::EPOLL_CTL_MOD, fd, want, token)
+        self.with_epoll(|ep| epoll_ctl_raw(ep, libc::EPOLL_CTL_MOD, fd, want, token))
     }
 
     /// Deletes the watch of `fd`. A stale number (`EBADF`/`ENOENT`) is not an error: the entry
     /// is gone, or dead and harmless.
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
-        match epoll_ctl_raw(
-            self.epoll.as_fd(),
-            libc::EPOLL_CTL_DEL,
-            fd,
-            Interest::NONE,
-            0,
-        ) {
+        let guard = self.epoll.read().unwrap_or_else(PoisonError::into_inner);
+        // A closed reactor has no set any more: nothing to delete.
+        let Some(ep) = &*guard else { return Ok(()) };
+        match epoll_ctl_raw(ep.as_fd(), libc::EPOLL_CTL_DEL, fd, Interest::NONE, 0) {
             Err(e) if is_stale(&e) => Ok(()),
             other => other,
         }
@@ -218,10 +229,12 @@ impl Watches {
             tv_nsec: 0,
         };
         buf.list.clear();
-        match epoll::wait(&self.epoll, spare_capacity(&mut buf.list), Some(&zero)) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
+        self.with_epoll(|ep| {
+            match epoll::wait(ep, spare_capacity(&mut buf.list), Some(&zero)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })?;
         out.extend(buf.list.iter().map(|ev| (ev.data.u64(), readied(ev.flags))));
         Ok(())
     }

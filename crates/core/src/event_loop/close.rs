@@ -1,11 +1,11 @@
 //! Closing a loop: everything pending is dropped, pending tasks are reported.
 
-use std::sync::atomic::Ordering;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{Ordering, fence};
 
 use super::EventLoop;
 use crate::error::Error;
 use crate::exception::ExceptionContext;
-use crate::handle::Handle;
 use crate::task::TaskRef;
 use crate::work::Work;
 
@@ -13,8 +13,14 @@ impl EventLoop {
     /// Closes the loop: drops every pending callback, timer and task (each task still pending
     /// is reported to the exception handler as "Task was destroyed but it is pending!" and
     /// resolves to `Err(JoinError::Cancelled)`), unregisters fd watchers, drops the loop's
-    /// extensions and closes its reactor (I/O registered with it then fails instead of
-    /// waiting forever). Idempotent. `Err(Error::CloseRunning)` while the loop runs.
+    /// extensions and closes its reactor, releasing its file descriptors (I/O registered with
+    /// it then fails instead of waiting forever; a `LoopHandle`, `Task` or socket that
+    /// outlives the loop holds only memory). Idempotent. `Err(Error::CloseRunning)` while the
+    /// loop runs.
+    ///
+    /// A destructor that panics (of a callback, a timer, a thread-safe closure, an extension)
+    /// does not stop the close: the panic goes to the exception handler, as "Exception in the
+    /// destructor of …", and the close goes on to the end.
     pub fn close(&self) -> Result<(), Error> {
         if self.is_running() {
             return Err(Error::CloseRunning);
@@ -22,9 +28,32 @@ impl EventLoop {
         if self.inner.closed.replace(true) {
             return Ok(());
         }
-        self.inner.shared.closed.store(true, Ordering::SeqCst);
+        let shared = &self.inner.shared;
+        shared.closing.store(true, Ordering::SeqCst);
+        shared.closed.store(true, Ordering::SeqCst);
+        // The close half of the handshake in `Shared::send`: after this fence, every drain
+        // below sees each item pushed by a sender that did not see `closed` (and senders that
+        // see it leave their work to these drains while `closing` is set).
+        fence(Ordering::SeqCst);
         tracing::debug!("closing event loop");
 
+        // Every destructor below is contained on its own; this is the backstop for anything
+        // else (say, a panicking tracing subscriber): the reactor is closed whatever happens.
+        let released = catch_unwind(AssertUnwindSafe(|| self.release_all()));
+        // From here on senders drop their own work; the last drain takes what was left to
+        // us by those that still saw `closing` (the second handshake in `Shared::send`).
+        shared.closing.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let drained = catch_unwind(AssertUnwindSafe(|| self.drain_queues()));
+        self.reactor().close();
+        if let Err(payload) = released.and(drained) {
+            resume_unwind(payload);
+        }
+        Ok(())
+    }
+
+    /// Drops what the loop holds (see `close`), each destructor with panics caught.
+    fn release_all(&self) {
         let mut tasks: Vec<TaskRef> = self.inner.tasks.borrow_mut().take_all();
         tasks.sort_by_key(TaskRef::id);
         for task in tasks.iter().filter(|t| !t.is_done()) {
@@ -33,13 +62,36 @@ impl EventLoop {
                     .with_task(task.clone()),
             );
         }
-        // Scheduling is a no-op now, so cancelling drops each idle task's future right here;
-        // tasks already queued are dropped with the queues below.
-        for task in &tasks {
-            task.cancel();
+        // Scheduling only queues a runnable for the drains below now, which drop it (and so
+        // the task's future); tasks already queued are dropped with the queues too.
+        for task in tasks {
+            // `move`: the task's reference is dropped inside the catch too.
+            self.destroy_caught(
+                move || {
+                    task.cancel();
+                },
+                "a cancelled task",
+            );
         }
-        drop(tasks);
 
+        self.drain_queues();
+        let (timers, sleeps) = self.inner.timers.borrow_mut().take_all();
+        for timer in timers {
+            self.drop_caught(timer, "a timer callback");
+        }
+        // A sleep awaited elsewhere (its future is `Send`) completes now instead of hanging.
+        for sleep in sleeps {
+            self.destroy_caught(move || sleep.wake(), "a sleeping task's waker");
+        }
+        self.close_fd_watchers();
+        let extensions = std::mem::take(&mut *self.inner.extensions.borrow_mut());
+        for extension in extensions {
+            self.drop_caught(extension, "a loop extension");
+        }
+    }
+
+    /// Drops everything in the ready and injection queues (and whatever dropping it queues).
+    fn drain_queues(&self) {
         loop {
             let mut queue = std::mem::take(&mut *self.inner.ready.borrow_mut());
             self.inner.shared.drain_injected(&mut queue);
@@ -51,24 +103,19 @@ impl EventLoop {
                     // A panic report that was on its way still reaches the handler.
                     Work::Report(ctx) => self.call_exception_handler(*ctx),
                     // A held `Handle` keeps its cell alive: drop the callback itself.
-                    Work::Callback(cell) => Handle { cell }.cancel(),
-                    Work::Timer(cell) => cell.cancel(),
-                    other => drop(other),
+                    Work::Callback(cell) => self.drop_caught(cell.cancel(), cell.name),
+                    Work::Timer(cell) => self.drop_caught(cell.cancel(), cell.name),
+                    Work::Remote(f) => self.drop_caught(f, "a call_soon_threadsafe callback"),
+                    // A sleep polled off the loop thread, on its way to the heap: it ends
+                    // now, as the sleeps in the heap do.
+                    Work::Sleep(sleep) => {
+                        let (_, state) = *sleep;
+                        state.cancel();
+                        self.destroy_caught(move || state.wake(), "a sleeping task's waker");
+                    }
+                    other => self.drop_caught(other, "pending work"),
                 }
             }
         }
-        let (timers, sleeps) = self.inner.timers.borrow_mut().take_all();
-        drop(timers);
-        // A sleep awaited elsewhere (its future is `Send`) completes now instead of hanging.
-        for sleep in sleeps {
-            sleep.wake();
-        }
-        self.close_fd_watchers();
-        let extensions = std::mem::take(&mut *self.inner.extensions.borrow_mut());
-        drop(extensions);
-        // I/O objects that outlive the loop (a socket kept past `run()`) now get an error
-        // instead of waiting for readiness nobody will deliver.
-        self.reactor().close();
-        Ok(())
     }
 }

@@ -66,4 +66,34 @@ impl EventLoop {
     pub fn default_exception_handler(&self, ctx: &ExceptionContext) {
         log_exception(ctx);
     }
+
+    /// Drops `value`; a panic in its destructor goes to the exception handler, as
+    /// "Exception in the destructor of {what}".
+    pub(crate) fn drop_caught<T>(&self, value: T, what: &str) {
+        self.destroy_caught(move || drop(value), what);
+    }
+
+    /// Runs `f`, which destroys something (drops it, cancels it, wakes its last waker); a
+    /// panic goes to the exception handler as for [`drop_caught`](Self::drop_caught).
+    pub(crate) fn destroy_caught(&self, f: impl FnOnce(), what: &str) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            self.call_exception_handler(destructor_panic(what, payload));
+        }
+    }
+}
+
+fn destructor_panic(what: &str, payload: Box<dyn std::any::Any + Send>) -> ExceptionContext {
+    ExceptionContext::new(format!("Exception in the destructor of {what}")).with_panic(payload)
+}
+
+/// [`EventLoop::drop_caught`] for code that has no loop at hand (a `Handle` cancelled by user
+/// code): the handler of the loop running on this thread, else the default one.
+pub(crate) fn drop_reported<T>(value: T, what: &str) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        let ctx = destructor_panic(what, payload);
+        match crate::running::running_loop() {
+            Some(lp) => lp.call_exception_handler(ctx),
+            None => log_exception(&ctx),
+        }
+    }
 }

@@ -313,7 +313,7 @@ impl EventLoop {
             (watch.generation, id, old)
         };
         // Dropped outside the borrow: a callback's destructor may call back into the loop.
-        drop(old);
+        self.drop_caught(old, "an add_reader/add_writer callback");
         self.arm_fd(fd, dir, generation);
         Ok(id)
     }
@@ -341,8 +341,8 @@ impl EventLoop {
             self.deregister_watch(fd, watch);
         }
         let had = old.is_some();
-        drop(old);
-        drop(removed);
+        self.drop_caught(old, "an add_reader/add_writer callback");
+        self.drop_caught(removed, "an add_reader/add_writer callback");
         had
     }
 
@@ -408,14 +408,16 @@ impl EventLoop {
             Ok(mut f) => self.call_caught(&mut *f, name),
             Err(_) => tracing::warn!(fd, "fd callback re-entered; skipped"),
         }
+        // The last reference if the callback removed itself.
+        self.drop_caught(callback, "an add_reader/add_writer callback");
         self.arm_fd(fd, dir, generation);
     }
 
     pub(crate) fn close_fd_watchers(&self) {
         let watchers = std::mem::take(&mut self.inner.fds.borrow_mut().map);
-        for (fd, watch) in &watchers {
-            self.deregister_watch(*fd, watch);
+        for (fd, watch) in watchers {
+            self.deregister_watch(fd, &watch);
+            self.drop_caught(watch, "an add_reader/add_writer callback");
         }
-        drop(watchers);
     }
 }

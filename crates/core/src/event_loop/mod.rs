@@ -27,6 +27,7 @@ use crate::work::{LoopScheduler, Shared, Work};
 
 pub use exceptions::ExceptionHandler;
 pub use fd_watch::FdRegistration;
+pub(crate) use exceptions::drop_reported;
 use fd_watch::FdWatchers;
 
 /// The loop's state; an `EventLoop` is an `Rc` of it.
@@ -156,7 +157,7 @@ impl EventLoop {
         let cell = Rc::new(CallbackCell::new(Box::new(f), name));
         let handle = Handle { cell };
         if self.is_closed() {
-            handle.cancel();
+            self.drop_caught(handle.cell.cancel(), name);
         } else {
             self.push_ready(Work::Callback(handle.cell.clone()));
         }
@@ -184,7 +185,7 @@ impl EventLoop {
     ) -> Rc<TimerCell> {
         let cell = self.inner.timers.borrow_mut().push(when, action, name);
         if self.is_closed() {
-            cell.cancel();
+            self.drop_caught(cell.cancel(), name);
         }
         cell
     }

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use evloop_reactor::{Async, Direction};
 
 use super::Protocol;
-use super::driver::{Entry, Notifier, Registry, report_panic, waker};
+use super::driver::{Entry, Notifier, Registry, drop_protocol, report_panic, waker};
 use super::server::ServerState;
 use crate::net::{poll_stream_op, send};
 
@@ -487,12 +487,15 @@ impl Conn {
     }
 
     /// Closes the socket, breaks the protocol ⇄ transport cycle, leaves the registry.
+    ///
+    /// The protocol is dropped last, its destructor's panic caught (and reported): whatever
+    /// it does, the connection is gone from the registry and its server (whose
+    /// `wait_closed` counts on that).
     fn finish(&self) {
         self.set(LOST | CLOSING);
         let io = self.io.borrow_mut().take();
         drop(io); // deregisters and closes the socket
         let proto = self.protocol.borrow_mut().take();
-        drop(proto);
         self.wbuf.borrow_mut().clear();
         if let Some(reg) = self.registry.upgrade() {
             reg.remove(self.key);
@@ -500,6 +503,7 @@ impl Conn {
         if let Some(server) = &self.server {
             server.connection_ended();
         }
+        drop_protocol(proto);
     }
 
     pub(crate) fn write_eof(self: &Rc<Self>) {

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use evloop_reactor::Async;
 
-use super::driver::{Entry, Notifier, Registry, report_panic, waker};
+use super::driver::{Entry, Notifier, Registry, drop_protocol, report_panic, waker};
 
 /// Datagrams read per readiness event before other endpoints get their turn.
 const READS_PER_WAKE: usize = 16;
@@ -172,7 +172,7 @@ impl Endpoint {
         let protocol = self.protocol.borrow_mut().take();
         let io = self.io.borrow_mut().take();
         drop(io);
-        if let Some(p) = protocol {
+        if let Some(p) = &protocol {
             match p.try_borrow_mut() {
                 Ok(mut p) => {
                     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| p.connection_lost(None)))
@@ -188,6 +188,8 @@ impl Endpoint {
         if let Some(reg) = self.registry.upgrade() {
             reg.remove(self.key);
         }
+        // Last, and with a panicking destructor contained (see `Conn::finish`).
+        drop_protocol(protocol);
     }
 }
 
@@ -210,7 +212,8 @@ impl Entry for Endpoint {
     fn detach(&self) {
         self.lost.set(true);
         drop(self.io.borrow_mut().take());
-        drop(self.protocol.borrow_mut().take());
+        let protocol = self.protocol.borrow_mut().take(); // not borrowed while it drops
+        drop_protocol(protocol);
     }
 }
 

@@ -15,6 +15,7 @@
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -183,12 +184,69 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Detaches every entry (closes its socket and drops its protocol, without callbacks),
+    /// each with panics caught and reported: one protocol's panicking destructor does not
+    /// keep the others (or the loop's close) from finishing.
+    fn detach_all(&self) {
+        let entries = std::mem::take(&mut *self.entries.borrow_mut());
+        self.free.borrow_mut().clear();
+        for entry in entries.into_iter().flatten() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| entry.detach())) {
+                report(destructor_panic(payload));
+            }
+            drop_protocol(entry);
+        }
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
-        let entries = std::mem::take(self.entries.get_mut());
-        for entry in entries.into_iter().flatten() {
-            entry.detach();
-        }
+        // Normally done by `close_all` already; this covers a loop closed by hand.
+        self.detach_all();
+    }
+}
+
+/// Closes the protocol layer of `lp` before the loop itself closes (`evloop::run` and
+/// `Runner` call this; a custom runtime closing a loop by hand should too): every
+/// connection, endpoint and server is detached, and a panicking protocol destructor is
+/// reported to `lp`'s exception handler (which the loop's own close, dropping the registry,
+/// could only log: the loop is not running then). Does nothing if `lp` has no protocols.
+pub fn close_all(lp: &EventLoop) {
+    let Some(reg) = lp.find_extension::<Registry>() else {
+        return;
+    };
+    let previous = CLOSING.replace(Some(lp.clone()));
+    reg.detach_all();
+    drop(CLOSING.replace(previous));
+}
+
+thread_local! {
+    /// The loop whose protocols `close_all` is detaching: reports go to its handler.
+    static CLOSING: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+}
+
+/// The loop to report to: the running one, or the one being closed by `close_all`.
+fn reporting_loop() -> Option<EventLoop> {
+    evloop_core::running_loop().or_else(|| CLOSING.with(|c| c.borrow().clone()))
+}
+
+fn report(ctx: ExceptionContext) {
+    match reporting_loop() {
+        Some(lp) => lp.call_exception_handler(ctx),
+        None => tracing::error!(message = ctx.message(), panic = ?ctx.panic_message()),
+    }
+}
+
+fn destructor_panic(payload: Box<dyn std::any::Any + Send>) -> ExceptionContext {
+    ExceptionContext::new("Exception in the destructor of a protocol").with_panic(payload)
+}
+
+/// Drops a protocol (or whatever holds the last reference to one); a panic in its
+/// destructor goes to the exception handler instead of unwinding through the driver.
+pub(crate) fn drop_protocol<T>(protocol: T) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(protocol))) {
+        report(destructor_panic(payload));
     }
 }
 
@@ -222,21 +280,15 @@ fn dispatch(queue: &Arc<Queue>) {
 /// Reports a panic from user code (a protocol callback or factory) to the loop's exception
 /// handler, as asyncio reports a protocol exception ("Fatal error: protocol.X() call failed.").
 pub(crate) fn report_panic(what: &str, payload: Box<dyn std::any::Any + Send>) {
-    let ctx = ExceptionContext::new(format!("Fatal error: protocol.{what}() call failed."))
-        .with_panic(payload);
-    match evloop_core::running_loop() {
-        Some(lp) => lp.call_exception_handler(ctx),
-        None => tracing::error!(message = ctx.message(), panic = ?ctx.panic_message()),
-    }
+    report(
+        ExceptionContext::new(format!("Fatal error: protocol.{what}() call failed."))
+            .with_panic(payload),
+    );
 }
 
 /// Reports a non-fatal error (e.g. a failed `accept`) to the loop's exception handler.
 pub(crate) fn report_error(message: String) {
-    let ctx = ExceptionContext::new(message);
-    match evloop_core::running_loop() {
-        Some(lp) => lp.call_exception_handler(ctx),
-        None => tracing::error!(message = ctx.message()),
-    }
+    report(ExceptionContext::new(message));
 }
 
 /// A `Waker` for `notifier`.

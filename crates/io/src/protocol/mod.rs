@@ -114,6 +114,8 @@ mod driver;
 mod server;
 mod transport;
 
+pub use driver::close_all;
+
 use std::cell::RefCell;
 use std::io;
 use std::path::Path;

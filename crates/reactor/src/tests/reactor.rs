@@ -373,6 +373,40 @@ fn close_wakes_waiters_with_an_error_and_refuses_new_registrations() {
 
 #[test]
 #[cfg_attr(miri, ignore)]
+fn close_releases_the_poller_wakes_a_blocked_wait_and_later_waits_fail() {
+    let reactor = Reactor::new().expect("reactor");
+    let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    let kept = crate::Async::new(a, &reactor).expect("async");
+    let r = reactor.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = thread::spawn(move || {
+        // Before the close: blocks until woken by it. After: fails at once.
+        let _ = tx.send(r.wait(None).map_err(|e| e.to_string()));
+    });
+    reactor.close();
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a wait blocked across close() returned");
+    waiter.join().expect("waiter");
+    if let Err(e) = first {
+        assert!(e.contains("closed"), "{e}");
+    }
+    assert!(
+        !reactor.holds_os(),
+        "close() dropped the poller and its fds"
+    );
+    assert!(reactor.wait(Some(Duration::ZERO)).is_err());
+    assert!(
+        reactor.notify().is_ok(),
+        "notify on a closed reactor is a no-op"
+    );
+    let (c, _d) = std::os::unix::net::UnixStream::pair().expect("pair");
+    assert!(reactor.register(c.as_fd()).is_err());
+    drop(kept); // an Async outliving the poller releases without it
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
 fn a_wait_with_a_huge_timeout_still_returns_on_notify() {
     let reactor = Reactor::new().expect("reactor");
     let r = reactor.clone();
@@ -384,4 +418,36 @@ fn a_wait_with_a_huge_timeout_still_returns_on_notify() {
         .wait(Some(Duration::MAX))
         .expect("a huge timeout is accepted");
     notifier.join().expect("join");
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_registration_racing_close_is_refused_or_closed_by_it() {
+    let (a, _b) = UnixStream::pair().expect("pair");
+    let a = Arc::new(a);
+    let mut live = 0;
+    for _ in 0..300 {
+        let reactor = Reactor::new().expect("reactor");
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let registrar = {
+            let (reactor, start, a) = (reactor.clone(), start.clone(), a.clone());
+            thread::spawn(move || {
+                let mut kept = Vec::new();
+                start.wait();
+                for _ in 0..2_000 {
+                    match reactor.register(a.as_fd()) {
+                        Ok(source) => kept.push(source),
+                        Err(_) => break,
+                    }
+                }
+                kept
+            })
+        };
+        start.wait();
+        reactor.close();
+        let kept = registrar.join().expect("registrar");
+        // Whatever registered before or during the close was closed by it.
+        live += kept.iter().filter(|s| !s.is_closed()).count();
+    }
+    assert_eq!(live, 0, "registrations outlived close() unclosed");
 }
