@@ -229,12 +229,12 @@ impl Watches {
             tv_nsec: 0,
         };
         buf.list.clear();
-        self.with_epoll(|ep| {
-            match epoll::wait(ep, spare_capacity(&mut buf.list), Some(&zero)) {
+        self.with_epoll(
+            |ep| match epoll::wait(ep, spare_capacity(&mut buf.list), Some(&zero)) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
                 Err(e) => Err(e.into()),
-            }
-        })?;
+            },
+        )?;
         out.extend(buf.list.iter().map(|ev| (ev.data.u64(), readied(ev.flags))));
         Ok(())
     }

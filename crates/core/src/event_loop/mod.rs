@@ -26,8 +26,8 @@ use crate::timer_heap::{SleepState, TimerAction, TimerCell, TimerHeap};
 use crate::work::{LoopScheduler, Shared, Work};
 
 pub use exceptions::ExceptionHandler;
-pub use fd_watch::FdRegistration;
 pub(crate) use exceptions::drop_reported;
+pub use fd_watch::FdRegistration;
 use fd_watch::FdWatchers;
 
 /// The loop's state; an `EventLoop` is an `Rc` of it.
