@@ -204,7 +204,7 @@ pub(crate) fn stress(root: &Path, extra: &[String]) -> Outcome {
         }
     }
     let passed = Step::cargo()
-        .args(["test", "--release", "-p", STRESS_PACKAGE])
+        .args(["test", "--release", "--no-fail-fast", "-p", STRESS_PACKAGE])
         .args(rest)
         .env("EVLOOP_STRESS", scale)
         .run_counting_tests("stress", root)?;

@@ -350,10 +350,7 @@ fn module_files(rel: &Path, name: &str) -> [PathBuf; 2] {
         Some("lib" | "main" | "mod") | None => dir.to_path_buf(),
         Some(stem) => dir.join(stem),
     };
-    [
-        base.join(format!("{name}.rs")),
-        base.join(name),
-    ]
+    [base.join(format!("{name}.rs")), base.join(name)]
 }
 
 /// A crate's lib.rs opens with a `//!` summary and its `//!` docs contain an example.
