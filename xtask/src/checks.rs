@@ -46,6 +46,15 @@ fn workspace_test_flags(root: &Path) -> Vec<&'static str> {
     flags
 }
 
+/// `CARGO_TARGET_DIR/name` (default `target/name`): a target dir of its own for a build
+/// with different flags, so that it does not invalidate the normal one.
+fn own_target_dir(root: &Path, name: &str) -> String {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    base.join(name).to_string_lossy().into_owned()
+}
+
 /// `RUSTFLAGS` (or `RUSTDOCFLAGS`) from the environment with `extra` appended.
 fn with_env_flags(var: &str, extra: &str) -> String {
     match std::env::var(var) {
@@ -108,10 +117,7 @@ pub(crate) fn loom(root: &Path, extra: &[String]) -> Outcome {
         ])
         .args(extra.iter().cloned())
         .env("RUSTFLAGS", &with_env_flags("RUSTFLAGS", "--cfg loom"))
-        .env(
-            "CARGO_TARGET_DIR",
-            &root.join("target/loom").to_string_lossy(),
-        )
+        .env("CARGO_TARGET_DIR", &own_target_dir(root, "loom"))
         .run_counting_tests("loom", root)?;
     require_tests("loom", passed)
 }
@@ -167,10 +173,7 @@ pub(crate) fn asan(root: &Path, extra: &[String]) -> Outcome {
             "RUSTFLAGS",
             &with_env_flags("RUSTFLAGS", "-Zsanitizer=address"),
         )
-        .env(
-            "CARGO_TARGET_DIR",
-            &root.join("target/asan").to_string_lossy(),
-        )
+        .env("CARGO_TARGET_DIR", &own_target_dir(root, "asan"))
         .env("LSAN_OPTIONS", &lsan)
         .run_counting_tests("asan", root)?;
     require_tests("asan", passed)
