@@ -2,8 +2,9 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// A step failed; the payload is the exit code `xtask` itself should end with.
@@ -100,6 +101,53 @@ impl Step {
         }
     }
 
+    /// Like [`run`](Self::run), but pipes the child's stdout through (echoing every
+    /// line) and returns how many tests the libtest summaries (`test result: ok. N
+    /// passed`) report, so that a task can refuse a run in which no test ran.
+    pub(crate) fn run_counting_tests(&self, task: &str, root: &Path) -> Result<usize, Failed> {
+        println!("==> {self}");
+        let start = Instant::now();
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .current_dir(root)
+            .stdout(Stdio::piped());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                eprintln!("cargo xtask {task}: could not start `{self}`: {err}");
+                return Err(Failed(1));
+            }
+        };
+        let mut passed = 0;
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("{line}");
+                passed += passed_in_summary(&line);
+            }
+        }
+        let result = child.wait();
+        let secs = start.elapsed().as_secs_f64();
+        match result {
+            Ok(status) if status.success() => {
+                println!("    ok ({secs:.1}s, {passed} tests passed)");
+                Ok(passed)
+            }
+            Ok(status) => {
+                eprintln!("cargo xtask {task}: step `{self}` failed ({status}, {secs:.1}s)");
+                let code = status.code().and_then(|c| u8::try_from(c).ok());
+                Err(Failed(code.filter(|&c| c != 0).unwrap_or(1)))
+            }
+            Err(err) => {
+                eprintln!("cargo xtask {task}: waiting for `{self}` failed: {err}");
+                Err(Failed(1))
+            }
+        }
+    }
+
     /// Runs the command silently and returns its stdout, or `None` if it
     /// could not be started or did not succeed.
     pub(crate) fn output(&self, root: &Path) -> Option<String> {
@@ -133,4 +181,14 @@ impl fmt::Display for Step {
         }
         Ok(())
     }
+}
+
+/// The `N` of a libtest summary line `test result: ok. N passed; ...`, else 0.
+pub(crate) fn passed_in_summary(line: &str) -> usize {
+    line.trim()
+        .strip_prefix("test result: ")
+        .and_then(|rest| rest.split_once(". "))
+        .and_then(|(_, counts)| counts.split_once(" passed"))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0)
 }

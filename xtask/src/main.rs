@@ -3,13 +3,21 @@
 //! Std only, on purpose: it must build in seconds on a fresh machine. Every
 //! task runs its commands from the workspace root, echoes each one as
 //! `==> ...`, and stops at the first failure with that failure's exit code.
+//!
+//! ```text
+//! cargo xtask test            # fmt, clippy, tests, rustdoc
+//! cargo xtask ci              # test, loom, miri, asan, stress --quick
+//! cargo xtask tidy            # the source rules (SAFETY comments, unwraps, sizes, docs)
+//! ```
 
+mod checks;
 mod cmd;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use cmd::{Failed, Outcome, Step};
+use cmd::Failed;
 
 /// The tasks, with the one-line description `help` prints.
 const TASKS: &[(&str, &str)] = &[
@@ -18,26 +26,35 @@ const TASKS: &[(&str, &str)] = &[
         "fmt check, clippy -D warnings, cargo test --workspace [ARGS], rustdoc -D warnings",
     ),
     (
-        "miri",
-        "cargo +nightly miri test --lib for evloop-core and evloop-reactor [ARGS]",
-    ),
-    (
         "loom",
         "the loom model of the task state machine (evloop-core, --cfg loom) [ARGS]",
+    ),
+    (
+        "miri",
+        "Miri on the task core's unit tests (evloop-core task::) and evloop-reactor's [ARGS]",
+    ),
+    (
+        "asan",
+        "AddressSanitizer (nightly) on evloop-core's unit and integration tests [ARGS]",
+    ),
+    (
+        "stress",
+        "the stress tests (evloop-stress, release) [--quick | --full] [ARGS]; quick by default",
+    ),
+    (
+        "tidy",
+        "source rules: SAFETY comments, no bare unwrap/expect, file sizes, crate docs",
     ),
     (
         "bench",
         "cargo run --release -p evloop-bench -- [ARGS] (needs crates/bench)",
     ),
-    ("ci", "what CI runs: `test`, then `miri`"),
+    (
+        "ci",
+        "what .ci/run runs: test, loom, miri, asan, stress --quick (each step named)",
+    ),
     ("help", "print this list"),
 ];
-
-/// The benchmark package, excluded from the workspace-wide checks.
-const BENCH_PACKAGE: &str = "evloop-bench";
-
-/// Miri flags used when the caller has not set `MIRIFLAGS`.
-const DEFAULT_MIRIFLAGS: &str = "-Zmiri-strict-provenance";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -50,11 +67,14 @@ fn main() -> ExitCode {
             print_help();
             Ok(())
         }
-        Some("test") => test(&root, &rest),
-        Some("miri") => miri(&root, &rest),
-        Some("bench") => bench(&root, &rest),
-        Some("loom") => loom(&root, &rest),
-        Some("ci") => test(&root, &[]).and_then(|()| miri(&root, &[])),
+        Some("test") => checks::test(&root, &rest),
+        Some("loom") => checks::loom(&root, &rest),
+        Some("miri") => checks::miri(&root, &rest),
+        Some("asan") => checks::asan(&root, &rest),
+        Some("stress") => checks::stress(&root, &rest),
+        Some("tidy") => tidy::check(&root),
+        Some("bench") => checks::bench(&root, &rest),
+        Some("ci") => checks::ci(&root),
         Some(other) => {
             eprintln!("cargo xtask: unknown task `{other}`\n");
             print_help();
@@ -85,138 +105,10 @@ fn workspace_root() -> PathBuf {
         .map_or_else(|| manifest_dir.clone(), Path::to_path_buf)
 }
 
-/// Whether the benchmark crate exists (it is a member through `crates/*`).
-fn has_bench(root: &Path) -> bool {
-    root.join("crates/bench/Cargo.toml").is_file()
-}
-
-/// `--workspace`, plus `--exclude evloop-bench` when that crate exists.
-fn workspace_flags(root: &Path) -> Vec<&'static str> {
-    let mut flags = vec!["--workspace"];
-    if has_bench(root) {
-        flags.extend(["--exclude", BENCH_PACKAGE]);
-    }
-    flags
-}
-
-/// `cargo xtask test [ARGS]`: fmt, clippy, tests (ARGS go to `cargo test`), docs.
-fn test(root: &Path, extra: &[String]) -> Outcome {
-    let ws = workspace_flags(root);
-    let rustdocflags = match std::env::var("RUSTDOCFLAGS") {
-        Ok(flags) if !flags.trim().is_empty() => format!("{flags} -D warnings"),
-        _ => "-D warnings".to_owned(),
-    };
-    let steps = [
-        Step::cargo().args(["fmt", "--all", "--check"]),
-        Step::cargo()
-            .args(["clippy"])
-            .args(ws.iter().copied())
-            .args(["--all-targets", "--", "-D", "warnings"]),
-        Step::cargo()
-            .args(["test"])
-            .args(ws.iter().copied())
-            .args(extra.iter().cloned()),
-        Step::cargo()
-            .args(["doc"])
-            .args(ws.iter().copied())
-            .args(["--no-deps"])
-            .env("RUSTDOCFLAGS", &rustdocflags),
-    ];
-    for step in &steps {
-        step.run("test", root)?;
-    }
-    println!("cargo xtask test: all {} steps passed", steps.len());
-    Ok(())
-}
-
-/// `cargo xtask miri [ARGS]`: the unsafe-bearing crates' unit tests under Miri.
-fn miri(root: &Path, extra: &[String]) -> Outcome {
-    ensure_miri(root)?;
-    let user_flags = std::env::var_os("MIRIFLAGS").is_some();
-    for package in ["evloop-core", "evloop-reactor"] {
-        let mut step = Step::rustup_cargo()
-            .args(["+nightly", "miri", "test", "-p", package, "--lib"])
-            .args(extra.iter().cloned());
-        if !user_flags {
-            step = step.env("MIRIFLAGS", DEFAULT_MIRIFLAGS);
-        }
-        step.run("miri", root)?;
-    }
-    println!("cargo xtask miri: passed");
-    Ok(())
-}
-
-/// Checks that nightly has the `miri` and `rust-src` components, trying to
-/// add them once if not.
-fn ensure_miri(root: &Path) -> Outcome {
-    let installed = || {
-        let list = Step::program("rustup")
-            .args(["+nightly", "component", "list", "--installed"])
-            .output(root)
-            .unwrap_or_default();
-        let has = |name: &str| list.lines().any(|line| line.trim().starts_with(name));
-        has("miri") && has("rust-src")
-    };
-    if installed() {
-        return Ok(());
-    }
-    let add = Step::program("rustup").args([
-        "component",
-        "add",
-        "--toolchain",
-        "nightly",
-        "miri",
-        "rust-src",
-    ]);
-    if add.run("miri", root).is_ok() && installed() {
-        return Ok(());
-    }
-    eprintln!(
-        "cargo xtask miri: the nightly toolchain with the miri component is needed; \
-         install it with `rustup toolchain install nightly --component miri,rust-src`"
-    );
-    Err(Failed(1))
-}
-
-/// `cargo xtask bench [ARGS]`: the benchmark binary, in release mode.
-/// The loom model (`crates/core/tests/loom_task.rs`), in its own target dir so that the
-/// `--cfg loom` build does not invalidate the normal one.
-fn loom(root: &Path, extra: &[String]) -> Outcome {
-    Step::cargo()
-        .args([
-            "test",
-            "--release",
-            "-p",
-            "evloop-core",
-            "--test",
-            "loom_task",
-        ])
-        .args(extra.iter().cloned())
-        .env("RUSTFLAGS", "--cfg loom")
-        .env(
-            "CARGO_TARGET_DIR",
-            &root.join("target/loom").to_string_lossy(),
-        )
-        .run("loom", root)
-}
-
-fn bench(root: &Path, extra: &[String]) -> Outcome {
-    if !has_bench(root) {
-        eprintln!(
-            "cargo xtask bench: the benchmark crate (crates/bench, package `{BENCH_PACKAGE}`) \
-             is not there yet"
-        );
-        return Err(Failed(1));
-    }
-    Step::cargo()
-        .args(["run", "--release", "-p", BENCH_PACKAGE, "--"])
-        .args(extra.iter().cloned())
-        .run("bench", root)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cmd::{Step, passed_in_summary};
 
     #[test]
     fn root_is_the_workspace() {
@@ -234,5 +126,26 @@ mod tests {
             step.to_string(),
             "RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps"
         );
+    }
+
+    #[test]
+    fn libtest_summaries_are_counted() {
+        let line = "test result: ok. 41 passed; 0 failed; 1 ignored; 0 measured; 9 filtered out; \
+                    finished in 8.96s";
+        assert_eq!(passed_in_summary(line), 41);
+        assert_eq!(
+            passed_in_summary("test result: ok. 0 passed; 0 failed; 0 ignored"),
+            0
+        );
+        assert_eq!(passed_in_summary("running 3 tests"), 0);
+    }
+
+    #[test]
+    fn every_task_is_listed_in_help() {
+        for task in [
+            "test", "loom", "miri", "asan", "stress", "tidy", "bench", "ci",
+        ] {
+            assert!(TASKS.iter().any(|(name, _)| *name == task), "{task}");
+        }
     }
 }
