@@ -72,10 +72,11 @@ pub(crate) struct Shared {
     /// The loop is blocked (or about to block) in the reactor.
     pub(crate) parked: AtomicBool,
     pub(crate) closed: AtomicBool,
-    /// `close()` is draining the queues on the loop thread: a sender that finds the loop
-    /// closed leaves its work to it (see `send`), so that the work is dropped on the loop
-    /// thread and its panics and reports reach the loop's exception handler.
-    pub(crate) closing: AtomicBool,
+    /// Set by `close()` once it has dropped everything else: from then on senders keep their
+    /// work and drop it themselves instead of pushing it (see `send`).
+    pub(crate) sealed: AtomicBool,
+    /// Senders between their check of `sealed` and the end of their push (see `send`).
+    pub(crate) in_flight: AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) reactor: Reactor,
     /// Sleeps cancelled while in the timer heap (read by the heap to decide compaction).
@@ -90,7 +91,8 @@ impl Shared {
             injector: SegQueue::new(),
             parked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            closing: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             reactor,
             sleeps_cancelled: Arc::default(),
@@ -105,41 +107,46 @@ impl Shared {
     ///
     /// # The close handshake
     ///
-    /// A sender that checked `closed` before calling this can still lose the race: `close`
-    /// may set `closed` and drain the injector between that check and the push, and the item
-    /// would then wait forever in a queue nobody reads (a spawned task never resolving, a
-    /// closure never run nor dropped). So after the push the sender looks at `closed` again:
+    /// A sender that checked `closed` before calling this can still lose the race against
+    /// `close`, and an item pushed after `close`'s last drain would wait forever in a queue
+    /// nobody reads (a spawned task never resolving, a closure never run nor dropped). So the
+    /// push is fenced by a count of senders in flight:
     ///
-    /// - sender: `injector.push(item)`; `fence(SeqCst)`; `closed.load()`
-    /// - `close`: `closed.store(true)`; `fence(SeqCst)`; pop the injector until it is empty
+    /// - sender: `in_flight += 1`; `sealed.load()`: if set, `in_flight -= 1` and drop the
+    ///   item here; else push it, then `in_flight -= 1`
+    /// - `close`, after dropping everything else on the loop thread: `sealed.store(true)`;
+    ///   wait until `in_flight == 0`; drain the queue one last time, on the loop thread
     ///
-    /// This is the store-buffering (Dekker) pattern: with a SeqCst fence between each side's
-    /// write and its read, the two fences are ordered one way or the other, and the side whose
-    /// fence comes second sees the other's write. So either `close` pops our item, or we see
-    /// `closed` and pop the injector ourselves (`discard_injected`), or both; the injector is
-    /// a multi-consumer queue, so each item is popped — and so run or dropped — exactly once.
-    /// The same fence serves the park handshake (see `wake_if_parked`).
-    ///
-    /// While `close` is still draining (`closing`, set before `closed`), a sender that sees
-    /// `closed` leaves its item to it instead, so that it is dropped on the loop thread (a
-    /// local task's runnable dropped on its own thread, a report or a destructor's panic
-    /// handed to the loop's exception handler). That is a second handshake of the same shape:
-    /// `close` ends its drain with `closing.store(false)`; `fence(SeqCst)`; one more drain,
-    /// so a sender that still read `closing` as set has its item popped by that last drain.
+    /// All four are SeqCst, so either the sender's increment comes before `close` reads the
+    /// count (and `close` waits for its push to end, then drains it), or the sender sees
+    /// `sealed` and never pushes. Only the loop thread ever pops the injector, so an item
+    /// left to `close` (a local task's runnable, a report) is dropped on the loop thread and
+    /// reaches its exception handler; only work sent after the loop is gone for good is
+    /// dropped by its sender (`discard`). The wait is bounded: no user code runs between
+    /// the increment and the decrement, only the push.
     pub(crate) fn send(&self, item: Injected) {
         let item = match running::push_local(self.id, item) {
             Ok(()) => return,
             Err(item) => item,
         };
-        self.injector.push(item);
-        fence(Ordering::SeqCst);
-        if self.closed.load(Ordering::SeqCst) {
-            if !self.closing.load(Ordering::SeqCst) {
-                self.discard_injected();
-            }
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.sealed.load(Ordering::SeqCst) {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            discard(item);
             return;
         }
-        self.notify_if_parked();
+        self.injector.push(item);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.wake_if_parked();
+    }
+
+    /// `close`'s side of the handshake in `send`: after this, nobody pushes any more, and every
+    /// push that started before it has ended.
+    pub(crate) fn seal(&self) {
+        self.sealed.store(true, Ordering::SeqCst);
+        while self.in_flight.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
     }
 
     /// Pairs with the loop's `parked.store(true); fence; check queues` (a Dekker handshake):
@@ -158,31 +165,6 @@ impl Shared {
         }
     }
 
-    /// Drops whatever is in the injection queue of a closed loop, on the calling thread (any
-    /// thread: see `send`). Runnables are dropped, which cancels their tasks (the task core
-    /// makes dropping a local task's runnable off its thread safe); closures are dropped
-    /// unrun; reports go to the default handler (the loop's own handler lives on its thread).
-    /// A destructor that panics is caught and logged, so that it cannot unwind into an
-    /// unrelated `wake` or `call_soon_threadsafe`.
-    pub(crate) fn discard_injected(&self) {
-        while let Some(item) = self.injector.pop() {
-            match item {
-                Injected::Report(ctx) => {
-                    crate::exception::log_exception(&ctx);
-                    drop_logged(ctx);
-                }
-                // A sleep polled off the loop thread as the loop closed: it ends now (as
-                // `close` ends the sleeps it finds), instead of waiting forever.
-                Injected::Sleep(sleep) => {
-                    let (_, state) = *sleep;
-                    state.cancel();
-                    destroy_logged(move || state.wake());
-                }
-                other => drop_logged(other),
-            }
-        }
-    }
-
     /// Work waiting in the injection queue, as ready-queue items, in FIFO order.
     ///
     /// Takes at most the items queued when the call began (asyncio's `ntodo` snapshot): other
@@ -193,6 +175,27 @@ impl Shared {
             let Some(i) = self.injector.pop() else { break };
             into.push_back(i.into());
         }
+    }
+}
+
+/// Drops one item of work sent to a loop that is closed for good, on the sender's thread (any
+/// thread). A runnable is dropped, which cancels its task (a local task's future cannot be
+/// dropped here: the task core leaks it, see `task/raw.rs`); a closure is dropped unrun; a
+/// report goes to the default handler (the loop's own handler lives on its thread); a sleep
+/// ends now, as `close` ends the sleeps it finds. A destructor that panics is caught and
+/// logged, so that it cannot unwind into an unrelated `wake` or `call_soon_threadsafe`.
+fn discard(item: Injected) {
+    match item {
+        Injected::Report(ctx) => {
+            crate::exception::log_exception(&ctx);
+            drop_logged(ctx);
+        }
+        Injected::Sleep(sleep) => {
+            let (_, state) = *sleep;
+            state.cancel();
+            destroy_logged(move || state.wake());
+        }
+        other => drop_logged(other),
     }
 }
 

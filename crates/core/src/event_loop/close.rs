@@ -1,7 +1,7 @@
 //! Closing a loop: everything pending is dropped, pending tasks are reported.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 
 use super::EventLoop;
 use crate::error::Error;
@@ -29,21 +29,18 @@ impl EventLoop {
             return Ok(());
         }
         let shared = &self.inner.shared;
-        shared.closing.store(true, Ordering::SeqCst);
+        // From here on `LoopHandle` refuses new work; what other threads still send (wakes,
+        // spawns that passed the check) is queued, and dropped by the drains below, on this
+        // thread.
         shared.closed.store(true, Ordering::SeqCst);
-        // The close half of the handshake in `Shared::send`: after this fence, every drain
-        // below sees each item pushed by a sender that did not see `closed` (and senders that
-        // see it leave their work to these drains while `closing` is set).
-        fence(Ordering::SeqCst);
         tracing::debug!("closing event loop");
 
         // Every destructor below is contained on its own; this is the backstop for anything
         // else (say, a panicking tracing subscriber): the reactor is closed whatever happens.
         let released = catch_unwind(AssertUnwindSafe(|| self.release_all()));
-        // From here on senders drop their own work; the last drain takes what was left to
-        // us by those that still saw `closing` (the second handshake in `Shared::send`).
-        shared.closing.store(false, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        // The handshake in `Shared::send`: after `seal`, nobody pushes any more and every
+        // push has ended, so this last drain leaves the queues empty for good.
+        shared.seal();
         let drained = catch_unwind(AssertUnwindSafe(|| self.drain_queues()));
         self.reactor().close();
         if let Err(payload) = released.and(drained) {
@@ -64,17 +61,33 @@ impl EventLoop {
         }
         // Scheduling only queues a runnable for the drains below now, which drop it (and so
         // the task's future); tasks already queued are dropped with the queues too.
-        for task in tasks {
-            // `move`: the task's reference is dropped inside the catch too.
+        for task in &tasks {
             self.destroy_caught(
-                move || {
+                || {
                     task.cancel();
                 },
                 "a cancelled task",
             );
         }
-
         self.drain_queues();
+        // A task woken from another thread just before its cancel may have its runnable in
+        // flight: created by the wake, not yet in the injector. Its future must be dropped
+        // here, on its thread, so wait for it to arrive (no user code runs between the wake
+        // and the push, so this is short; the deadline is a backstop).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while tasks.iter().any(|t| !t.is_done()) {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("close: a cancelled task's runnable never reached its loop");
+                break;
+            }
+            std::thread::yield_now();
+            self.drain_queues();
+        }
+        for task in tasks {
+            // The last reference may free the task (and drop its scheduler): contained too.
+            self.drop_caught(task, "a cancelled task");
+        }
+
         let (timers, sleeps) = self.inner.timers.borrow_mut().take_all();
         for timer in timers {
             self.drop_caught(timer, "a timer callback");
