@@ -66,6 +66,8 @@ fn with_env_flags(var: &str, extra: &str) -> String {
 /// `cargo xtask test [ARGS]`: fmt, clippy, tests (ARGS go to `cargo test`), docs.
 pub(crate) fn test(root: &Path, extra: &[String]) -> Outcome {
     let ws = workspace_flags(root);
+    // The source rules first: they take a second and name the line.
+    crate::tidy::check(root)?;
     let steps = [
         Step::cargo().args(["fmt", "--all", "--check"]),
         Step::cargo()
@@ -88,8 +90,10 @@ pub(crate) fn test(root: &Path, extra: &[String]) -> Outcome {
     for step in &steps {
         step.run("test", root)?;
     }
-    // To make tidy part of `test`: `crate::tidy::check(root)?;`
-    println!("cargo xtask test: all {} steps passed", steps.len());
+    println!(
+        "cargo xtask test: tidy and all {} steps passed",
+        steps.len()
+    );
     Ok(())
 }
 

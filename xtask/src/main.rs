@@ -23,7 +23,7 @@ use cmd::Failed;
 const TASKS: &[(&str, &str)] = &[
     (
         "test",
-        "fmt check, clippy -D warnings, cargo test --workspace [ARGS], rustdoc -D warnings",
+        "tidy, fmt check, clippy -D warnings, cargo test --workspace [ARGS], rustdoc -D warnings",
     ),
     (
         "loom",

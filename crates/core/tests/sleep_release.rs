@@ -22,6 +22,8 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 // SAFETY: every method forwards to `System` with the caller's arguments, so `System`'s
 // guarantees hold; the counter is only bookkeeping.
 unsafe impl GlobalAlloc for Counting {
+    /// # Safety
+    /// `GlobalAlloc::alloc`'s contract.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on.
         let p = unsafe { System.alloc(layout) };
@@ -31,12 +33,16 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
 
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by `alloc` above (i.e. by `System`) with `layout`.
         unsafe { System.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract, which we pass on.
         let p = unsafe { System.realloc(ptr, layout, new_size) };

@@ -7,6 +7,20 @@
 //!
 //! The body stays an `async fn` (nested inside the generated function), so its return type,
 //! `?` and `return` mean exactly what they meant.
+//!
+//! ```ignore
+//! // (Runs as a doc-test in the `evloop` facade, which re-exports these attributes.)
+//! #[evloop::main]
+//! async fn main() -> Result<(), std::io::Error> {
+//!     evloop::sleep(std::time::Duration::from_millis(1)).await;
+//!     Ok(())
+//! }
+//!
+//! #[evloop::test]
+//! async fn adds() {
+//!     assert_eq!(evloop::spawn(async { 1 + 1 }).await.unwrap(), 2);
+//! }
+//! ```
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};

@@ -68,6 +68,7 @@ impl<T: AsFd> Async<T> {
     pub fn get_ref(&self) -> &T {
         self.io
             .as_ref()
+            // cannot fail: `io` is only taken by `into_inner` (which consumes `self`) and `Drop`.
             .expect("Async holds its I/O until into_inner or drop")
     }
 
@@ -78,6 +79,7 @@ impl<T: AsFd> Async<T> {
     pub fn get_mut(&mut self) -> &mut T {
         self.io
             .as_mut()
+            // cannot fail: `io` is only taken by `into_inner` (which consumes `self`) and `Drop`.
             .expect("Async holds its I/O until into_inner or drop")
     }
 
@@ -87,6 +89,7 @@ impl<T: AsFd> Async<T> {
         let io = self
             .io
             .take()
+            // cannot fail: `io` is only taken here (consuming `self`) and in `Drop`.
             .expect("Async holds its I/O until into_inner or drop");
         self.reactor.release(&self.source, io.as_fd())?;
         Ok(io)
@@ -229,6 +232,7 @@ impl<T: AsFd> Async<T> {
         let io = self
             .io
             .as_mut()
+            // cannot fail: `io` is only taken by `into_inner` (which consumes `self`) and `Drop`.
             .expect("Async holds its I/O until into_inner or drop");
         (&self.source, io)
     }

@@ -272,6 +272,8 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
 pub(crate) static WAKER_VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
+/// # Safety
+/// `data` is a live task header and the waker being cloned owns one of its references.
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
     // SAFETY: a waker's data is a live task header and the waker owns a reference.
     let header = unsafe { &*(data as *const Header) };
@@ -279,16 +281,22 @@ unsafe fn waker_clone(data: *const ()) -> RawWaker {
     RawWaker::new(data, &WAKER_VTABLE)
 }
 
+/// # Safety
+/// `data` is a live task header and the waker owns one of its references (consumed).
 unsafe fn waker_wake(data: *const ()) {
     // SAFETY: the waker owns a reference, which waking consumes.
     unsafe { wake(NonNull::new_unchecked(data as *mut Header), true) }
 }
 
+/// # Safety
+/// `data` is a live task header and the waker owns one of its references (kept).
 unsafe fn waker_wake_by_ref(data: *const ()) {
     // SAFETY: the waker owns a reference for the duration of the call.
     unsafe { wake(NonNull::new_unchecked(data as *mut Header), false) }
 }
 
+/// # Safety
+/// `data` is a live task header and the waker owns one of its references (released).
 unsafe fn waker_drop(data: *const ()) {
     // SAFETY: the waker owns a reference, which dropping releases.
     unsafe { drop_ref(NonNull::new_unchecked(data as *mut Header)) }

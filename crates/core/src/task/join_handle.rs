@@ -148,10 +148,9 @@ impl<T> Future for Task<T> {
                 continue;
             };
             let waker = cx.waker().clone();
+            let cell = header.join_slot(&slot);
             // SAFETY: the token makes the slot ours.
-            header
-                .join_slot(&slot)
-                .with_mut(|p| unsafe { *p = Some(waker) });
+            cell.with_mut(|p| unsafe { *p = Some(waker) });
             match header.state.publish_join_waker(slot) {
                 JoinRegister::Registered => return Poll::Pending,
                 JoinRegister::Completed(slot) => {

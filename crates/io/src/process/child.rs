@@ -100,6 +100,7 @@ impl Child {
     fn std(&mut self) -> &mut std::process::Child {
         self.child
             .as_mut()
+            // cannot fail: `child` is only taken in `Drop`.
             .expect("a Child holds its process until dropped")
     }
 
@@ -134,6 +135,7 @@ impl Child {
         let child = self
             .child
             .as_mut()
+            // cannot fail: `child` is only taken in `Drop`.
             .expect("a Child holds its process until dropped");
         let result = match &self.exit {
             #[cfg(target_os = "linux")]
