@@ -67,6 +67,7 @@ thread_local! {
 struct Restore(Option<u32>);
 
 impl Drop for Restore {
+    #[inline]
     fn drop(&mut self) {
         // During thread-local destruction there is nothing left to restore.
         let _ = BUDGET.try_with(|b| b.set(self.0));

@@ -60,6 +60,7 @@ pub(crate) struct Header {
 /// thread-local's address would be: the next thread often gets the exited one's TLS block).
 /// 32 bits (it lives in every task header); a process that gives marks to 2^32 threads
 /// aborts rather than reuse one.
+#[inline]
 pub(crate) fn thread_mark() -> u32 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     // `const`-initialised and without a destructor, so it is usable even during TLS teardown.
@@ -91,10 +92,12 @@ impl Header {
     }
 
     /// True if this thread may touch the future.
+    #[inline]
     pub(crate) fn on_owner_thread(&self) -> bool {
         self.owner == 0 || self.owner == thread_mark()
     }
 
+    #[inline]
     pub(crate) fn state(&self) -> usize {
         self.state.load()
     }
@@ -202,6 +205,7 @@ impl Header {
 ///
 /// # Safety
 /// `ptr` points to a live task; `scheduled` came from one of its transitions.
+#[inline]
 pub(crate) unsafe fn submit(ptr: NonNull<Header>, scheduled: Scheduled) {
     let _right = scheduled;
     // SAFETY: the `Scheduled` right carries the two references `schedule` expects.
@@ -238,6 +242,7 @@ pub(crate) unsafe fn drop_ref(ptr: NonNull<Header>) {
 ///
 /// # Safety
 /// `ptr` points to a live task and the caller owns one of its references.
+#[inline]
 unsafe fn wake(ptr: NonNull<Header>, by_val: bool) {
     // SAFETY: the caller owns a reference.
     let header = unsafe { ptr.as_ref() };

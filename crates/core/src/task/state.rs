@@ -161,16 +161,19 @@ impl State {
         }
     }
 
+    #[inline]
     pub(crate) fn load(&self) -> usize {
         self.word.load(Acquire)
     }
 
+    #[inline]
     fn cas(&self, current: usize, new: usize) -> Result<usize, usize> {
         self.word
             .compare_exchange_weak(current, new, AcqRel, Acquire)
     }
 
     /// Takes a reference.
+    #[inline]
     pub(crate) fn ref_inc(&self) {
         let prev = self.word.fetch_add(REFERENCE, Relaxed);
         if prev > isize::MAX as usize {
@@ -180,6 +183,7 @@ impl State {
     }
 
     /// Releases a reference; returns the word as it was before.
+    #[inline]
     pub(crate) fn ref_dec(&self) -> usize {
         self.word.fetch_sub(REFERENCE, AcqRel)
     }
@@ -200,6 +204,7 @@ impl State {
 
     /// A wake: `Some` when it created the runnable (and took the references for it).
     /// `by_val`: the caller gives its own reference to the runnable.
+    #[inline]
     pub(crate) fn wake(&self, by_val: bool) -> Option<Scheduled> {
         let mut state = self.load();
         loop {
@@ -231,6 +236,7 @@ impl State {
 
     /// A cancel request: whether it took (the task had not ended), and the runnable it created
     /// for an idle task, whose run drops the future.
+    #[inline]
     pub(crate) fn cancel(&self) -> (bool, Option<Scheduled>) {
         let mut state = self.load();
         loop {
@@ -257,6 +263,7 @@ impl State {
     ///
     /// # Safety
     /// The caller owns the task's `Runnable` (the `SCHEDULED` right).
+    #[inline]
     pub(crate) unsafe fn start_poll(&self) -> StartPoll {
         let mut state = self.load();
         loop {
@@ -272,6 +279,7 @@ impl State {
 
     /// The poll returned `Pending`. `hand_back`: a task woken during the poll goes back to the
     /// caller instead of through the scheduler.
+    #[inline]
     pub(crate) fn end_poll_pending(&self, token: FutureToken, hand_back: bool) -> AfterPending {
         let mut state = self.load();
         loop {
@@ -297,6 +305,7 @@ impl State {
     /// `PANICKED`). An output loses to a cancel that got in first — decided by the same CAS
     /// that publishes, so `cancel()` returning true always means the task ends cancelled — and
     /// then the token comes back: replace the output and publish `CANCELLED`.
+    #[inline]
     pub(crate) fn complete(
         &self,
         token: FutureToken,
@@ -358,6 +367,7 @@ impl State {
 
     /// The handle claims the outcome of a completed task (sets `CLOSED`). `None` if the task
     /// has not completed. Panics if the outcome was already taken.
+    #[inline]
     pub(crate) fn claim_output(&self) -> Option<OutputToken> {
         let mut state = self.load();
         loop {
@@ -376,6 +386,7 @@ impl State {
 
     /// The handle has written its waker into the slot it owned (`JOIN_WAKER` clear): hand the
     /// slot over to the task.
+    #[inline]
     pub(crate) fn publish_join_waker(&self, slot: JoinSlotToken) -> JoinRegister {
         let mut state = self.load();
         loop {
@@ -396,6 +407,7 @@ impl State {
 
     /// The handle wants to write its waker slot: `Some` if it may (taking the slot back from a
     /// running task if needed), `None` if the task completed (then read the outcome).
+    #[inline]
     pub(crate) fn acquire_join_slot(&self) -> Option<JoinSlotToken> {
         let mut state = self.load();
         loop {
@@ -414,6 +426,7 @@ impl State {
 
     /// The handle goes away: it owns the outcome if the task completed and nobody read it, and
     /// its waker slot unless the completer owns it.
+    #[inline]
     pub(crate) fn drop_handle(&self) -> HandleDropped {
         let mut state = self.load();
         loop {
