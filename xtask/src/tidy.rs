@@ -9,8 +9,11 @@
 //!   comment saying why it cannot fail: one containing [`UNWRAP_MARKERS`];
 //! - no `.rs` file over [`MAX_LINES`] lines;
 //! - every crate's `src/lib.rs` opens with a `//!` summary and its `//!` docs hold a code
-//!   example (a ```` ``` ```` fence).
+//!   example (a ```` ``` ```` fence);
+//! - the modules of a layered crate (evloop-core) depend one way: a module names only
+//!   modules below it in the order [`layers::CORE_LAYERS`] declares.
 
+mod layers;
 mod lex;
 
 use std::fmt;
@@ -35,10 +38,17 @@ pub(crate) enum Kind {
     Unwrap,
     FileSize,
     CrateDocs,
+    Layers,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Safety, Kind::Unwrap, Kind::FileSize, Kind::CrateDocs];
+    const ALL: [Kind; 5] = [
+        Kind::Safety,
+        Kind::Unwrap,
+        Kind::FileSize,
+        Kind::CrateDocs,
+        Kind::Layers,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -46,6 +56,7 @@ impl Kind {
             Kind::Unwrap => "unwrap/expect in library code",
             Kind::FileSize => "file over 800 lines",
             Kind::CrateDocs => "lib.rs summary/example",
+            Kind::Layers => "module used above its layer",
         }
     }
 }
@@ -104,6 +115,7 @@ pub(crate) fn violations(root: &Path) -> std::io::Result<Vec<Violation>> {
         let lines = lex(&text);
         let library = is_library(rel);
         check_file(rel, &lines, library, &mut out, &mut test_modules);
+        layers::check(rel, &lines, &mut out);
     }
     // Files that are `#[cfg(test)] mod x;` are tests, not library code.
     out.retain(|v| v.kind != Kind::Unwrap || !test_modules.iter().any(|m| v.path.starts_with(m)));

@@ -1,39 +1,12 @@
 //! `Handle` and `TimerHandle`: what `call_soon`, `call_later` and `call_at` return.
 
-use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::event_loop::drop_reported;
+use crate::exception_handler::drop_reported;
 use crate::timer_heap::TimerCell;
-
-/// A scheduled callback (asyncio's `Handle`).
-pub(crate) struct CallbackCell {
-    pub(crate) callback: Cell<Option<Box<dyn FnOnce()>>>,
-    pub(crate) cancelled: Cell<bool>,
-    pub(crate) name: &'static str,
-}
-
-impl CallbackCell {
-    pub(crate) fn new(callback: Box<dyn FnOnce()>, name: &'static str) -> CallbackCell {
-        CallbackCell {
-            callback: Cell::new(Some(callback)),
-            cancelled: Cell::new(false),
-            name,
-        }
-    }
-
-    /// Cancels the callback and hands it back (unless it ran or was cancelled already), for
-    /// the caller to drop where a panicking destructor is contained.
-    pub(crate) fn cancel(&self) -> Option<Box<dyn FnOnce()>> {
-        if self.cancelled.replace(true) {
-            None
-        } else {
-            self.callback.take()
-        }
-    }
-}
+use crate::work::CallbackCell;
 
 /// A callback scheduled with [`EventLoop::call_soon`](crate::EventLoop::call_soon).
 ///

@@ -24,24 +24,33 @@
 //! # Ok::<(), evloop_core::Error>(())
 //! ```
 
+// The modules depend one way: their order, lowest first, is declared (and checked by
+// `cargo xtask tidy`) in `xtask/src/tidy/layers.rs`; docs/ARCHITECTURE.md explains it.
 mod error;
 mod event_loop;
 mod exception;
+mod exception_handler;
+mod fd_watchers;
 mod handle;
 mod loop_handle;
+mod loop_state;
 mod quad_heap;
 mod running;
+mod shared;
 mod sleep;
 pub mod task;
 mod task_table;
+mod time;
 mod timer_heap;
 mod work;
 
 pub use error::Error;
-pub use event_loop::{EventLoop, ExceptionHandler, FdRegistration};
+pub use event_loop::FdRegistration;
 pub use exception::ExceptionContext;
 pub use handle::{Handle, TimerHandle};
 pub use loop_handle::LoopHandle;
+pub use loop_state::{EventLoop, ExceptionHandler};
 pub use running::running_loop;
-pub use sleep::{Sleep, YieldNow, deadline_after, sleep, sleep_until, yield_now};
+pub use sleep::{Sleep, YieldNow, sleep, sleep_until, yield_now};
 pub use task::{JoinError, Task, TaskId, TaskRef};
+pub use time::deadline_after;

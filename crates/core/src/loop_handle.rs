@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::error::Error;
+use crate::shared::{LoopScheduler, Shared, drop_logged};
 use crate::task::{self, Task};
-use crate::work::{Injected, LoopScheduler, Shared, drop_logged};
+use crate::work::Injected;
 
 /// A thread-safe handle to a loop (from [`EventLoop::handle`](crate::EventLoop::handle)).
 ///

@@ -6,8 +6,8 @@
 use std::cell::RefCell;
 
 use crate::error::Error;
-use crate::event_loop::EventLoop;
-use crate::work::{Injected, Work};
+use crate::loop_state::EventLoop;
+use crate::shared;
 
 thread_local! {
     static RUNNING: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
@@ -53,6 +53,9 @@ impl RunningGuard {
                 }
             }
         })?;
+        // Work this thread sends to `lp` from now on goes straight onto its ready queue.
+        let previous = shared::set_local(Some((lp.shared_id(), lp.inner.ready.clone())));
+        drop(previous);
         lp.set_running(true);
         Ok(RunningGuard { lp: lp.clone() })
     }
@@ -61,37 +64,14 @@ impl RunningGuard {
 impl Drop for RunningGuard {
     fn drop(&mut self) {
         self.lp.set_running(false);
+        let local = shared::set_local(None);
         let previous = RUNNING
             .try_with(|slot| slot.borrow_mut().take())
             .ok()
             .flatten();
         // Dropped outside the borrow: dropping a loop handle may run user code.
+        drop(local);
         drop(previous);
-    }
-}
-
-/// Pushes `item` onto the ready queue of the loop `id` if that loop runs on this thread.
-pub(crate) fn push_local(id: usize, item: Injected) -> Result<(), Injected> {
-    let mut item = Some(item);
-    let pushed = RUNNING
-        .try_with(|slot| {
-            let Ok(slot) = slot.try_borrow() else {
-                return false;
-            };
-            match &*slot {
-                Some(lp) if lp.shared_id() == id => {
-                    if let Some(i) = item.take() {
-                        lp.push_ready(Work::from(i));
-                    }
-                    true
-                }
-                _ => false,
-            }
-        })
-        .unwrap_or(false);
-    match item {
-        Some(i) if !pushed => Err(i),
-        _ => Ok(()),
     }
 }
 

@@ -8,30 +8,17 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::event_loop::EventLoop;
+use crate::loop_state::EventLoop;
 use crate::running;
+use crate::shared::Shared;
+use crate::time::deadline_after;
 use crate::timer_heap::SleepState;
-use crate::work::{Injected, Shared};
+use crate::work::Injected;
 
 /// Waits until `d` has passed on `lp`'s clock. The timer is scheduled at the first poll;
 /// dropping the future cancels it.
 pub fn sleep(lp: &EventLoop, d: Duration) -> Sleep {
     sleep_until(lp, deadline_after(d))
-}
-
-/// `Instant::now() + d`, saturating at about 30 years from now (as tokio does) instead of
-/// overflowing: a `Duration::MAX` timeout means "never", not a panic.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// assert!(evloop_core::deadline_after(Duration::MAX) > Instant::now());
-/// ```
-pub fn deadline_after(d: Duration) -> Instant {
-    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-    let now = Instant::now();
-    now.checked_add(d.min(FAR_FUTURE))
-        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
-        .unwrap_or(now)
 }
 
 /// Waits until `deadline` on `lp`'s clock.

@@ -255,7 +255,7 @@ impl TimerHeap {
         let after = std::time::Duration::from_nanos(key);
         self.epoch
             .checked_add(after)
-            .unwrap_or_else(|| crate::sleep::deadline_after(after))
+            .unwrap_or_else(|| crate::time::deadline_after(after))
     }
 
     fn push_entry(&mut self, when: Instant, timer: Timer) {

@@ -1,19 +1,15 @@
-//! The units of work an iteration runs, and how they reach the loop.
+//! The units of work an iteration runs: plain data (how they reach the loop is `shared.rs`).
 
+use std::cell::Cell;
 use std::os::fd::RawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::time::Instant;
 
-use crossbeam_queue::SegQueue;
-use evloop_reactor::{Direction, Reactor};
+use evloop_reactor::Direction;
 
 use crate::exception::ExceptionContext;
-use crate::handle::CallbackCell;
-use crate::running;
-use crate::task::{Runnable, Schedule, TaskId, TaskRef};
+use crate::task::Runnable;
 use crate::timer_heap::{SleepState, TimerCell};
 
 /// One item of the loop's ready queue (lives on the loop thread only).
@@ -63,198 +59,29 @@ impl From<Injected> for Work {
     }
 }
 
-/// The most injected items one drain moves to the ready queue (an iteration drains twice).
-/// A backlog that other threads built faster than the loop runs it costs a timer at most the
-/// time of two such batches (a few hundred microseconds of trivial callbacks), not the time
-/// of the whole backlog; the cost of an iteration spread over 4096 items is negligible.
-pub(crate) const MAX_INJECTED_PER_DRAIN: usize = 4096;
-
-/// The part of a loop that other threads (and wakers) can reach: `Send + Sync`.
-pub(crate) struct Shared {
-    /// Unique per loop; identifies "this loop is the one running on this thread".
-    pub(crate) id: usize,
-    /// Work sent from other threads (or from this thread while the loop is not running).
-    pub(crate) injector: SegQueue<Injected>,
-    /// The loop is blocked (or about to block) in the reactor.
-    pub(crate) parked: AtomicBool,
-    pub(crate) closed: AtomicBool,
-    /// Set by `close()` once it has dropped everything else: from then on senders keep their
-    /// work and drop it themselves instead of pushing it (see `send`).
-    pub(crate) sealed: AtomicBool,
-    /// Senders between their check of `sealed` and the end of their push (see `send`).
-    pub(crate) in_flight: AtomicUsize,
-    pub(crate) stopping: AtomicBool,
-    pub(crate) reactor: Reactor,
-    /// Sleeps cancelled while in the timer heap (read by the heap to decide compaction).
-    pub(crate) sleeps_cancelled: Arc<AtomicUsize>,
+/// A scheduled callback (asyncio's `Handle`).
+pub(crate) struct CallbackCell {
+    pub(crate) callback: Cell<Option<Box<dyn FnOnce()>>>,
+    pub(crate) cancelled: Cell<bool>,
+    pub(crate) name: &'static str,
 }
 
-impl Shared {
-    pub(crate) fn new(reactor: Reactor) -> Shared {
-        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
-        Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            injector: SegQueue::new(),
-            parked: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            sealed: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
-            reactor,
-            sleeps_cancelled: Arc::default(),
+impl CallbackCell {
+    pub(crate) fn new(callback: Box<dyn FnOnce()>, name: &'static str) -> CallbackCell {
+        CallbackCell {
+            callback: Cell::new(Some(callback)),
+            cancelled: Cell::new(false),
+            name,
         }
     }
 
-    /// Sends work to the loop: straight onto its local ready queue if it is running on this
-    /// thread (no atomics), else through the injection queue, waking the loop if it is parked.
-    ///
-    /// Never leaves `item` behind in a closed loop: it is run by the loop, or dropped (by the
-    /// loop's `close`, or by this call if the loop closed meanwhile).
-    ///
-    /// # The close handshake
-    ///
-    /// A sender that checked `closed` before calling this can still lose the race against
-    /// `close`, and an item pushed after `close`'s last drain would wait forever in a queue
-    /// nobody reads (a spawned task never resolving, a closure never run nor dropped). So the
-    /// push is fenced by a count of senders in flight:
-    ///
-    /// - sender: `in_flight += 1`; `sealed.load()`: if set, `in_flight -= 1` and drop the
-    ///   item here; else push it, then `in_flight -= 1`
-    /// - `close`, after dropping everything else on the loop thread: `sealed.store(true)`;
-    ///   wait until `in_flight == 0`; drain the queue one last time, on the loop thread
-    ///
-    /// All four are SeqCst, so either the sender's increment comes before `close` reads the
-    /// count (and `close` waits for its push to end, then drains it), or the sender sees
-    /// `sealed` and never pushes. Only the loop thread ever pops the injector, so an item
-    /// left to `close` (a local task's runnable, a report) is dropped on the loop thread and
-    /// reaches its exception handler; only work sent after the loop is gone for good is
-    /// dropped by its sender (`discard`). The wait is bounded: no user code runs between
-    /// the increment and the decrement, only the push.
-    pub(crate) fn send(&self, item: Injected) {
-        let item = match running::push_local(self.id, item) {
-            Ok(()) => return,
-            Err(item) => item,
-        };
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        if self.sealed.load(Ordering::SeqCst) {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            discard(item);
-            return;
+    /// Cancels the callback and hands it back (unless it ran or was cancelled already), for
+    /// the caller to drop where a panicking destructor is contained.
+    pub(crate) fn cancel(&self) -> Option<Box<dyn FnOnce()>> {
+        if self.cancelled.replace(true) {
+            None
+        } else {
+            self.callback.take()
         }
-        self.injector.push(item);
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.wake_if_parked();
-    }
-
-    /// `close`'s side of the handshake in `send`: after this, nobody pushes any more, and every
-    /// push that started before it has ended.
-    pub(crate) fn seal(&self) {
-        self.sealed.store(true, Ordering::SeqCst);
-        while self.in_flight.load(Ordering::SeqCst) != 0 {
-            std::thread::yield_now();
-        }
-    }
-
-    /// Pairs with the loop's `parked.store(true); fence; check queues` (a Dekker handshake):
-    /// either the loop sees our work, or we see it parked and notify the reactor.
-    pub(crate) fn wake_if_parked(&self) {
-        fence(Ordering::SeqCst);
-        self.notify_if_parked();
-    }
-
-    /// `wake_if_parked` after the caller's fence.
-    fn notify_if_parked(&self) {
-        if self.parked.load(Ordering::SeqCst) {
-            if let Err(e) = self.reactor.notify() {
-                tracing::error!(error = %e, "failed to wake the event loop");
-            }
-        }
-    }
-
-    /// Work waiting in the injection queue, as ready-queue items, in FIFO order.
-    ///
-    /// Takes at most the items queued when the call began (asyncio's `ntodo` snapshot), and
-    /// at most [`MAX_INJECTED_PER_DRAIN`] of them: other threads posting as fast as they can
-    /// cannot keep the drain, and so the iteration, from ending, and a backlog they built up
-    /// is worked off a batch per iteration, with timers and I/O looked at between batches.
-    pub(crate) fn drain_injected(&self, into: &mut std::collections::VecDeque<Work>) {
-        for _ in 0..self.injector.len().min(MAX_INJECTED_PER_DRAIN) {
-            let Some(i) = self.injector.pop() else { break };
-            into.push_back(i.into());
-        }
-    }
-}
-
-/// Drops one item of work sent to a loop that is closed for good, on the sender's thread (any
-/// thread). A runnable is dropped, which cancels its task (a local task's future cannot be
-/// dropped here: the task core leaks it, see `task/raw.rs`); a closure is dropped unrun; a
-/// report goes to the default handler (the loop's own handler lives on its thread); a sleep
-/// ends now, as `close` ends the sleeps it finds. A destructor that panics is caught and
-/// logged, so that it cannot unwind into an unrelated `wake` or `call_soon_threadsafe`.
-fn discard(item: Injected) {
-    match item {
-        Injected::Report(ctx) => {
-            crate::exception::log_exception(&ctx);
-            drop_logged(ctx);
-        }
-        Injected::Sleep(sleep) => {
-            let (_, state) = *sleep;
-            state.cancel();
-            destroy_logged(move || state.wake());
-        }
-        other => drop_logged(other),
-    }
-}
-
-/// Drops work a closed loop will never run, off the loop (no exception handler to reach): a
-/// panicking destructor is caught and logged by the default handler.
-pub(crate) fn drop_logged<T>(value: T) {
-    destroy_logged(move || drop(value));
-}
-
-/// Runs `f`, which destroys something (see [`drop_logged`]), with a panic caught and logged.
-fn destroy_logged(f: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-        crate::exception::log_exception(
-            &ExceptionContext::new("Exception in the destructor of work for a closed event loop")
-                .with_panic(payload),
-        );
-    }
-}
-
-/// The `Schedule` of every task on a loop.
-pub(crate) struct LoopScheduler {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl Schedule for LoopScheduler {
-    fn schedule(&self, runnable: Runnable) {
-        // On a closed loop `send` drops the runnable (which cancels the task): right here, or,
-        // while `close` is still draining, in `close` on the loop thread.
-        self.shared.send(Injected::Task(runnable));
-    }
-
-    fn unhandled_panic(&self, task: TaskRef, payload: Box<dyn std::any::Any + Send>) {
-        let ctx = ExceptionContext::new("Task exception was never retrieved")
-            .with_task(task)
-            .with_panic(payload);
-        self.report(ctx);
-    }
-
-    fn destructor_panicked(&self, task: TaskId, payload: Box<dyn std::any::Any + Send>) {
-        let ctx = ExceptionContext::new(format!(
-            "Task-{task}'s future or output panicked while being dropped"
-        ))
-        .with_panic(payload);
-        self.report(ctx);
-    }
-}
-
-impl LoopScheduler {
-    /// Hands `ctx` to the loop's exception handler: on a closed loop `send` logs it with the
-    /// default handler (or leaves it to a `close` still draining, which hands it to the loop's
-    /// handler).
-    fn report(&self, ctx: ExceptionContext) {
-        self.shared.send(Injected::Report(Box::new(ctx)));
     }
 }

@@ -118,3 +118,97 @@ fn cfg_test_module_files_are_recorded() {
     assert!(modules.contains(&Path::new("crates/core/src/task/tests.rs").to_path_buf()));
     assert!(modules.contains(&Path::new("crates/core/src/task/tests").to_path_buf()));
 }
+
+fn layer_check(module: &str, src: &str, layers: &[&str]) -> Vec<(usize, Kind)> {
+    let mut out = Vec::new();
+    let module: Vec<String> = module.split("::").map(str::to_owned).collect();
+    layers::check_module(
+        Path::new("crates/x/src/m.rs"),
+        &module,
+        &lex(src),
+        layers,
+        &mut out,
+    );
+    out.iter().map(|v| (v.line, v.kind)).collect()
+}
+
+#[test]
+fn a_module_may_use_only_modules_below_it() {
+    let layers = ["a", "b", "c::x", "c"];
+    let src = "\
+use crate::a::X;
+use crate::c::Y;
+use crate::{a::Z, c::x::W};
+fn f() { crate::a::g(); let s = \"crate::c::s\"; } // crate::c::doc
+pub(crate) fn h() { $crate::c::m!(); }
+use crate::{
+    a::{P, Q},
+    c::R,
+};
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::b::T;
+}
+use crate::Reexported;
+use super::*;
+";
+    assert_eq!(
+        layer_check("b", src, &layers),
+        [
+            (2, Kind::Layers),
+            (3, Kind::Layers),
+            (6, Kind::Layers),
+            (15, Kind::Layers),
+            (16, Kind::Layers)
+        ]
+    );
+    // The same code one layer up uses nothing above it, but still the crate root.
+    assert_eq!(
+        layer_check("c", src, &layers),
+        [(15, Kind::Layers), (16, Kind::Layers)]
+    );
+}
+
+#[test]
+fn a_submodule_layered_below_its_parent_may_not_use_the_parent() {
+    let layers = ["a", "c::x", "c"];
+    let child = "use super::Thing;\nuse super::super::a::A;\nuse crate::c::x::Own;\n";
+    assert_eq!(layer_check("c::x", child, &layers), [(1, Kind::Layers)]);
+    // The parent (and any other part of `c`) may use the child.
+    assert!(layer_check("c::y", "use crate::c::x::T;\nuse super::x::U;\n", &layers).is_empty());
+    // A module the order does not list is reported once, at line 1.
+    assert_eq!(
+        layer_check("d", "use crate::c::C;\n", &layers),
+        [(1, Kind::Layers)]
+    );
+}
+
+#[test]
+fn the_core_order_rejects_the_old_cycles() {
+    // work → running (`Shared::send` called `running::push_local`), sleep → event_loop,
+    // an event_loop child → its parent (fd_watch used `super::LoopInner`).
+    let core = layers::CORE_LAYERS;
+    assert_eq!(
+        layer_check("work", "use crate::running;\n", core),
+        [(1, Kind::Layers)]
+    );
+    let sleep = "use crate::event_loop::EventLoop;\n";
+    assert_eq!(layer_check("sleep", sleep, core), [(1, Kind::Layers)]);
+    let fd = "use super::{EventLoop, LoopInner};\n";
+    assert_eq!(
+        layer_check("event_loop::fd_watch", fd, core),
+        [(1, Kind::Layers), (1, Kind::Layers)]
+    );
+    let state = "use crate::shared::Shared;\nuse crate::time::deadline_after;\n";
+    assert!(layer_check("loop_state", state, core).is_empty());
+}
+
+#[test]
+fn module_paths_come_from_file_paths() {
+    let path = |p: &str| layers::module_path(Path::new(p));
+    assert_eq!(path("work.rs"), ["work"]);
+    assert_eq!(path("event_loop/mod.rs"), ["event_loop"]);
+    assert_eq!(path("event_loop/run.rs"), ["event_loop", "run"]);
+    assert!(path("lib.rs").is_empty());
+}

@@ -3,9 +3,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::Ordering;
 
-use super::EventLoop;
 use crate::error::Error;
 use crate::exception::ExceptionContext;
+use crate::loop_state::EventLoop;
 use crate::task::TaskRef;
 use crate::work::Work;
 

@@ -5,9 +5,9 @@
 //! names when it is added*, through the number itself — it does not own, borrow or duplicate
 //! the fd, so the user's `close` really closes the file. A readiness wake queues `Work::Fd`;
 //! running it clears the readiness, checks with the kernel that the number still names the
-//! watched file ([`Source::check_file`], which also re-arms), calls the callback, and waits
-//! again. While the fd stays ready the reactor reports it again on the next wait, so the
-//! callback runs once per iteration, as in asyncio.
+//! watched file ([`Source::check_file`](evloop_reactor::Source::check_file), which also
+//! re-arms), calls the callback, and waits again. While the fd stays ready the reactor reports
+//! it again on the next wait, so the callback runs once per iteration, as in asyncio.
 //!
 //! # A watched number that is closed (and reused)
 //!
@@ -30,57 +30,19 @@
 //! callbacks in both directions are dropped), or `close`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use evloop_reactor::{Direction, Source};
+use evloop_reactor::Direction;
 
-use super::{EventLoop, LoopInner};
 use crate::error::Error;
-use crate::work::{Injected, Shared};
-
-type FdCallback = Rc<RefCell<Box<dyn FnMut()>>>;
-
-/// One registered callback and its id (see [`FdRegistration`]).
-struct Slot {
-    id: u64,
-    callback: FdCallback,
-}
-
-struct FdWatch {
-    source: Arc<Source>,
-    generation: u64,
-    reader: Option<Slot>,
-    writer: Option<Slot>,
-}
-
-impl FdWatch {
-    fn slot(&mut self, dir: Direction) -> &mut Option<Slot> {
-        match dir {
-            Direction::Read => &mut self.reader,
-            Direction::Write => &mut self.writer,
-        }
-    }
-}
-
-/// The loop's watched fds.
-#[derive(Default)]
-pub(crate) struct FdWatchers {
-    map: HashMap<RawFd, FdWatch>,
-    /// Numbers watches and callback slots (one counter for both).
-    generation: u64,
-}
-
-impl FdWatchers {
-    fn next_id(&mut self) -> u64 {
-        self.generation += 1;
-        self.generation
-    }
-}
+use crate::fd_watchers::{FdWatch, Slot};
+use crate::loop_state::{EventLoop, LoopInner};
+use crate::shared::Shared;
+use crate::work::Injected;
 
 /// Queues `Work::Fd` when the reactor reports the fd ready.
 struct FdWaker {

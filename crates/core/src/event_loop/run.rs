@@ -1,7 +1,6 @@
 //! Running the loop: `run_forever`, `run_until_complete`, `stop`, and one iteration.
 
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
@@ -10,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use evloop_reactor::coop;
 
-use super::EventLoop;
 use crate::error::Error;
-use crate::exception::ExceptionContext;
+use crate::loop_state::EventLoop;
 use crate::running::RunningGuard;
+use crate::shared::Shared;
 use crate::task::{Runnable, Step};
 use crate::timer_heap::Due;
-use crate::work::{Injected, Shared, Work};
+use crate::work::{Injected, Work};
 
 /// The waker of `run_until_complete`'s future: queues `Work::Main` once per wake.
 struct MainWaker {
@@ -284,15 +283,6 @@ impl EventLoop {
             Step::Woken(r) => self.push_ready(Work::Task(r)),
         }
         name
-    }
-
-    /// Runs a callback; a panic goes to the exception handler and the loop goes on.
-    pub(crate) fn call_caught(&self, f: impl FnOnce(), name: &str) {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-            self.call_exception_handler(
-                ExceptionContext::new(format!("Exception in callback {name}")).with_panic(payload),
-            );
-        }
     }
 }
 

@@ -1,13 +1,13 @@
-//! The loop's exception handler.
+//! The loop's exception handler, and containing panics with it: `call_caught` (a callback),
+//! `drop_caught`/`destroy_caught` (a destructor), `drop_reported` (a destructor, with no loop
+//! at hand: the running loop's handler).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
-use super::EventLoop;
 use crate::exception::{ExceptionContext, log_exception};
-
-/// A user exception handler, as stored by the loop.
-pub type ExceptionHandler = Rc<dyn Fn(&EventLoop, &ExceptionContext)>;
+use crate::loop_state::{EventLoop, ExceptionHandler};
+use crate::running;
 
 impl EventLoop {
     /// Sets the handler called for errors nobody else can receive (panicking callbacks,
@@ -80,6 +80,15 @@ impl EventLoop {
             self.call_exception_handler(destructor_panic(what, payload));
         }
     }
+
+    /// Runs a callback; a panic goes to the exception handler and the loop goes on.
+    pub(crate) fn call_caught(&self, f: impl FnOnce(), name: &str) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            self.call_exception_handler(
+                ExceptionContext::new(format!("Exception in callback {name}")).with_panic(payload),
+            );
+        }
+    }
 }
 
 fn destructor_panic(what: &str, payload: Box<dyn std::any::Any + Send>) -> ExceptionContext {
@@ -91,7 +100,7 @@ fn destructor_panic(what: &str, payload: Box<dyn std::any::Any + Send>) -> Excep
 pub(crate) fn drop_reported<T>(value: T, what: &str) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
         let ctx = destructor_panic(what, payload);
-        match crate::running::running_loop() {
+        match running::running_loop() {
             Some(lp) => lp.call_exception_handler(ctx),
             None => log_exception(&ctx),
         }

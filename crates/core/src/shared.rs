@@ -1,0 +1,263 @@
+//! How work reaches a loop: `Shared`, the `Send + Sync` part of a loop (the injection queue,
+//! the flags, the reactor, and the send/seal handshake with `close`), the local ready queue
+//! that `send` uses while the loop runs on the sender's thread, and `LoopScheduler`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+
+use crossbeam_queue::SegQueue;
+use evloop_reactor::Reactor;
+
+use crate::exception::ExceptionContext;
+use crate::task::{Runnable, Schedule, TaskId, TaskRef};
+use crate::work::{Injected, Work};
+
+/// A loop's ready queue (loop thread only): the loop holds it, and so does this thread's
+/// [`LOCAL`] slot while the loop runs here.
+pub(crate) type ReadyQueue = Rc<RefCell<VecDeque<Work>>>;
+
+thread_local! {
+    /// The loop running on this thread, as its `Shared::id` and its ready queue: where `send`
+    /// puts work for that loop without atomics. Set and cleared together with the running-loop
+    /// slot (`running::RunningGuard`).
+    static LOCAL: RefCell<Option<(usize, ReadyQueue)>> = const { RefCell::new(None) };
+}
+
+/// Sets this thread's local slot (the running loop's id and ready queue; `None` clears it) and
+/// returns what it held.
+pub(crate) fn set_local(local: Option<(usize, ReadyQueue)>) -> Option<(usize, ReadyQueue)> {
+    LOCAL
+        .try_with(|slot| {
+            slot.try_borrow_mut()
+                .ok()
+                .map(|mut s| std::mem::replace(&mut *s, local))
+        })
+        .ok()
+        .flatten()
+        .flatten()
+}
+
+/// Pushes `item` onto the ready queue of the loop `id` if that loop runs on this thread.
+fn push_local(id: usize, item: Injected) -> Result<(), Injected> {
+    let mut item = Some(item);
+    let pushed = LOCAL
+        .try_with(|slot| {
+            let Ok(slot) = slot.try_borrow() else {
+                return false;
+            };
+            match &*slot {
+                Some((running, ready)) if *running == id => {
+                    if let Some(i) = item.take() {
+                        ready.borrow_mut().push_back(Work::from(i));
+                    }
+                    true
+                }
+                _ => false,
+            }
+        })
+        .unwrap_or(false);
+    match item {
+        Some(i) if !pushed => Err(i),
+        _ => Ok(()),
+    }
+}
+
+/// The most injected items one drain moves to the ready queue (an iteration drains twice).
+/// A backlog that other threads built faster than the loop runs it costs a timer at most the
+/// time of two such batches (a few hundred microseconds of trivial callbacks), not the time
+/// of the whole backlog; the cost of an iteration spread over 4096 items is negligible.
+pub(crate) const MAX_INJECTED_PER_DRAIN: usize = 4096;
+
+/// The part of a loop that other threads (and wakers) can reach: `Send + Sync`.
+pub(crate) struct Shared {
+    /// Unique per loop; identifies "this loop is the one running on this thread".
+    pub(crate) id: usize,
+    /// Work sent from other threads (or from this thread while the loop is not running).
+    pub(crate) injector: SegQueue<Injected>,
+    /// The loop is blocked (or about to block) in the reactor.
+    pub(crate) parked: AtomicBool,
+    pub(crate) closed: AtomicBool,
+    /// Set by `close()` once it has dropped everything else: from then on senders keep their
+    /// work and drop it themselves instead of pushing it (see `send`).
+    pub(crate) sealed: AtomicBool,
+    /// Senders between their check of `sealed` and the end of their push (see `send`).
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) reactor: Reactor,
+    /// Sleeps cancelled while in the timer heap (read by the heap to decide compaction).
+    pub(crate) sleeps_cancelled: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    pub(crate) fn new(reactor: Reactor) -> Shared {
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            injector: SegQueue::new(),
+            parked: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            reactor,
+            sleeps_cancelled: Arc::default(),
+        }
+    }
+
+    /// Sends work to the loop: straight onto its local ready queue if it is running on this
+    /// thread (no atomics), else through the injection queue, waking the loop if it is parked.
+    ///
+    /// Never leaves `item` behind in a closed loop: it is run by the loop, or dropped (by the
+    /// loop's `close`, or by this call if the loop closed meanwhile).
+    ///
+    /// # The close handshake
+    ///
+    /// A sender that checked `closed` before calling this can still lose the race against
+    /// `close`, and an item pushed after `close`'s last drain would wait forever in a queue
+    /// nobody reads (a spawned task never resolving, a closure never run nor dropped). So the
+    /// push is fenced by a count of senders in flight:
+    ///
+    /// - sender: `in_flight += 1`; `sealed.load()`: if set, `in_flight -= 1` and drop the
+    ///   item here; else push it, then `in_flight -= 1`
+    /// - `close`, after dropping everything else on the loop thread: `sealed.store(true)`;
+    ///   wait until `in_flight == 0`; drain the queue one last time, on the loop thread
+    ///
+    /// All four are SeqCst, so either the sender's increment comes before `close` reads the
+    /// count (and `close` waits for its push to end, then drains it), or the sender sees
+    /// `sealed` and never pushes. Only the loop thread ever pops the injector, so an item
+    /// left to `close` (a local task's runnable, a report) is dropped on the loop thread and
+    /// reaches its exception handler; only work sent after the loop is gone for good is
+    /// dropped by its sender (`discard`). The wait is bounded: no user code runs between
+    /// the increment and the decrement, only the push.
+    pub(crate) fn send(&self, item: Injected) {
+        let item = match push_local(self.id, item) {
+            Ok(()) => return,
+            Err(item) => item,
+        };
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.sealed.load(Ordering::SeqCst) {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            discard(item);
+            return;
+        }
+        self.injector.push(item);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.wake_if_parked();
+    }
+
+    /// `close`'s side of the handshake in `send`: after this, nobody pushes any more, and every
+    /// push that started before it has ended.
+    pub(crate) fn seal(&self) {
+        self.sealed.store(true, Ordering::SeqCst);
+        while self.in_flight.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Pairs with the loop's `parked.store(true); fence; check queues` (a Dekker handshake):
+    /// either the loop sees our work, or we see it parked and notify the reactor.
+    pub(crate) fn wake_if_parked(&self) {
+        fence(Ordering::SeqCst);
+        self.notify_if_parked();
+    }
+
+    /// `wake_if_parked` after the caller's fence.
+    fn notify_if_parked(&self) {
+        if self.parked.load(Ordering::SeqCst) {
+            if let Err(e) = self.reactor.notify() {
+                tracing::error!(error = %e, "failed to wake the event loop");
+            }
+        }
+    }
+
+    /// Work waiting in the injection queue, as ready-queue items, in FIFO order.
+    ///
+    /// Takes at most the items queued when the call began (asyncio's `ntodo` snapshot), and
+    /// at most [`MAX_INJECTED_PER_DRAIN`] of them: other threads posting as fast as they can
+    /// cannot keep the drain, and so the iteration, from ending, and a backlog they built up
+    /// is worked off a batch per iteration, with timers and I/O looked at between batches.
+    pub(crate) fn drain_injected(&self, into: &mut VecDeque<Work>) {
+        for _ in 0..self.injector.len().min(MAX_INJECTED_PER_DRAIN) {
+            let Some(i) = self.injector.pop() else { break };
+            into.push_back(i.into());
+        }
+    }
+}
+
+/// Drops one item of work sent to a loop that is closed for good, on the sender's thread (any
+/// thread). A runnable is dropped, which cancels its task (a local task's future cannot be
+/// dropped here: the task core leaks it, see `task/raw.rs`); a closure is dropped unrun; a
+/// report goes to the default handler (the loop's own handler lives on its thread); a sleep
+/// ends now, as `close` ends the sleeps it finds. A destructor that panics is caught and
+/// logged, so that it cannot unwind into an unrelated `wake` or `call_soon_threadsafe`.
+fn discard(item: Injected) {
+    match item {
+        Injected::Report(ctx) => {
+            crate::exception::log_exception(&ctx);
+            drop_logged(ctx);
+        }
+        Injected::Sleep(sleep) => {
+            let (_, state) = *sleep;
+            state.cancel();
+            destroy_logged(move || state.wake());
+        }
+        other => drop_logged(other),
+    }
+}
+
+/// Drops work a closed loop will never run, off the loop (no exception handler to reach): a
+/// panicking destructor is caught and logged by the default handler.
+pub(crate) fn drop_logged<T>(value: T) {
+    destroy_logged(move || drop(value));
+}
+
+/// Runs `f`, which destroys something (see [`drop_logged`]), with a panic caught and logged.
+fn destroy_logged(f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        crate::exception::log_exception(
+            &ExceptionContext::new("Exception in the destructor of work for a closed event loop")
+                .with_panic(payload),
+        );
+    }
+}
+
+/// The `Schedule` of every task on a loop.
+pub(crate) struct LoopScheduler {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Schedule for LoopScheduler {
+    fn schedule(&self, runnable: Runnable) {
+        // On a closed loop `send` drops the runnable (which cancels the task): right here, or,
+        // while `close` is still draining, in `close` on the loop thread.
+        self.shared.send(Injected::Task(runnable));
+    }
+
+    fn unhandled_panic(&self, task: TaskRef, payload: Box<dyn std::any::Any + Send>) {
+        let ctx = ExceptionContext::new("Task exception was never retrieved")
+            .with_task(task)
+            .with_panic(payload);
+        self.report(ctx);
+    }
+
+    fn destructor_panicked(&self, task: TaskId, payload: Box<dyn std::any::Any + Send>) {
+        let ctx = ExceptionContext::new(format!(
+            "Task-{task}'s future or output panicked while being dropped"
+        ))
+        .with_panic(payload);
+        self.report(ctx);
+    }
+}
+
+impl LoopScheduler {
+    /// Hands `ctx` to the loop's exception handler: on a closed loop `send` logs it with the
+    /// default handler (or leaves it to a `close` still draining, which hands it to the loop's
+    /// handler).
+    fn report(&self, ctx: ExceptionContext) {
+        self.shared.send(Injected::Report(Box::new(ctx)));
+    }
+}
