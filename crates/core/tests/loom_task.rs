@@ -268,3 +268,134 @@ fn the_last_reference_dropping_on_another_thread_while_the_task_is_woken() {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     });
 }
+
+/// An output that counts its drops.
+struct Out(Arc<AtomicUsize>);
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Pending on its first poll (leaving its waker in `slot`), ready with an `Out` on the next.
+struct WakeOnceOut {
+    polls: usize,
+    slot: Arc<Mutex<Option<Waker>>>,
+    out_drops: Arc<AtomicUsize>,
+}
+
+impl Future for WakeOnceOut {
+    type Output = Out;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Out> {
+        self.polls += 1;
+        if self.polls == 1 {
+            *self.slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(Out(self.out_drops.clone()))
+        }
+    }
+}
+
+#[test]
+fn the_handle_dropped_elsewhere_while_the_task_completes_and_a_task_ref_awaits() {
+    model(|| {
+        let queue: Queue = Arc::new(Mutex::new(VecDeque::new()));
+        let slot = Arc::new(Mutex::new(None));
+        let out_drops = Arc::new(AtomicUsize::new(0));
+        let q = queue.clone();
+        let fut = WakeOnceOut {
+            polls: 0,
+            slot: slot.clone(),
+            out_drops: out_drops.clone(),
+        };
+        let (runnable, task) = spawn(fut, move |r| q.lock().unwrap().push_back(r));
+        assert!(!runnable.run());
+        let waker = slot.lock().unwrap().take().unwrap();
+        let mut awaiter = task.as_ref();
+        let a = loom::thread::spawn(move || drop(task));
+        let b = loom::thread::spawn(move || {
+            let (flag, w) = flag_waker();
+            let mut cx = Context::from_waker(&w);
+            let ready = Pin::new(&mut awaiter).poll(&mut cx).is_ready();
+            (ready, flag, awaiter)
+        });
+        waker.wake();
+        let r = queue.lock().unwrap().pop_front().unwrap();
+        assert!(r.run());
+        a.join().unwrap();
+        let (ready, flag, awaiter) = b.join().unwrap();
+        if !ready {
+            assert_eq!(
+                flag.0.load(Ordering::SeqCst),
+                1,
+                "lost wake-up of a TaskRef"
+            );
+        }
+        assert!(awaiter.is_done());
+        assert_eq!(
+            out_drops.load(Ordering::SeqCst),
+            1,
+            "the output is dropped once"
+        );
+        drop(awaiter); // the last reference frees the task (loom checks its Arcs for leaks)
+    });
+}
+
+#[test]
+fn cancel_racing_the_handle_re_registering_its_waker() {
+    model(|| {
+        let (queue, mut task, _waker, drops) = started();
+        // The handle registered a first waker; it re-polls with a second one while another
+        // thread cancels the idle task and runs the runnable the cancel made.
+        let (_first, w1) = flag_waker();
+        assert!(
+            Pin::new(&mut task)
+                .poll(&mut Context::from_waker(&w1))
+                .is_pending()
+        );
+        let task_ref = task.as_ref();
+        let q = queue.clone();
+        let a = loom::thread::spawn(move || {
+            assert!(task_ref.cancel());
+            let r = q.lock().unwrap().pop_front().unwrap();
+            assert!(r.run());
+        });
+        let (second, w2) = flag_waker();
+        let polled = Pin::new(&mut task).poll(&mut Context::from_waker(&w2));
+        a.join().unwrap();
+        match polled {
+            Poll::Ready(out) => assert!(out.is_err()),
+            Poll::Pending => {
+                assert_eq!(
+                    second.0.load(Ordering::SeqCst),
+                    1,
+                    "lost wake-up of the re-registered waker"
+                );
+                assert!(take_output(task).is_err());
+            }
+        }
+        assert!(queue.lock().unwrap().is_empty());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn a_wake_racing_runnable_schedule_keeps_one_runnable() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        let waker2 = waker.clone();
+        waker.wake();
+        let r = queue.lock().unwrap().pop_front().unwrap();
+        let a = loom::thread::spawn(move || waker2.wake());
+        // The scheduler re-queues the runnable (as a fairness policy might) while it is woken.
+        r.schedule();
+        a.join().unwrap();
+        assert_eq!(queue.lock().unwrap().len(), 1, "one runnable, queued once");
+        run_until_done(&queue, &task);
+        assert!(queue.lock().unwrap().is_empty());
+        assert_eq!(take_output(task).unwrap(), 7);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
