@@ -131,14 +131,15 @@ impl Header {
     }
 
     /// Wakes everyone waiting for the end of the task: the handle (if the completion gave us its
-    /// slot) and the `TaskRef` awaiters.
+    /// slot) and the `TaskRef` awaiters. A waker is the awaiter's code: one whose wake panics
+    /// is contained (and logged) so that the others are still woken and the completion goes on.
     pub(crate) fn wake_awaiters(&self, join: Option<JoinSlotToken>) {
         if let Some(token) = join {
             let cell = self.join_slot(&token);
             // SAFETY: the token (JOIN_WAKER and COMPLETED both set) makes the slot ours.
             let waker = cell.with_mut(|p| unsafe { (*p).take() });
             if let Some(w) = waker {
-                w.wake();
+                self.wake_contained(w);
             }
         }
         // Pairs with the fence in `add_other_waker`: either we see its `rare` (and then its
@@ -149,8 +150,17 @@ impl Header {
             // SAFETY: a non-null `rare` lives as long as the header.
             let others = std::mem::take(&mut lock(unsafe { &*p }).others);
             for w in others {
-                w.wake();
+                self.wake_contained(w);
             }
+        }
+    }
+
+    fn wake_contained(&self, waker: Waker) {
+        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+        if let Err(payload) = woken {
+            tracing::error!(task = %self.id, "the waker of a task's awaiter panicked");
+            // Dropping the payload could panic again: nothing left to tell.
+            std::mem::forget(payload);
         }
     }
 

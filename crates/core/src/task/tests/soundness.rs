@@ -230,3 +230,50 @@ fn the_task_header_is_at_most_56_bytes() {
     // state word, vtable, id, owner mark + tag, the rare-part pointer, the handle's waker.
     assert!(std::mem::size_of::<super::super::header::Header>() <= 56);
 }
+
+/// A waker whose wake panics (a foreign executor's, say, or one whose scheduler is gone).
+struct PanickingWaker;
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        if drops_never_zero() {
+            panic!("wake boom");
+        }
+    }
+}
+
+#[test]
+fn a_panicking_awaiter_waker_is_contained_and_the_others_are_still_woken() {
+    let h = Harness::default();
+    let drops = Drops::default();
+    let gate = Arc::new(Gate::default());
+    let (r, mut task) = h.spawn({
+        let wait = gate.wait();
+        let token = drops.token();
+        async move {
+            wait.await;
+            token
+        }
+    });
+    assert!(!r.run());
+    // The handle waits with a waker whose wake panics; a TaskRef waits with a good one.
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    assert!(poll_with(&mut task, &bad).is_pending());
+    let mut awaiter = task.as_ref();
+    let (count, good) = counting_waker();
+    assert!(poll_with(&mut awaiter, &good).is_pending());
+    gate.open();
+    let r = h.pop().unwrap();
+    let ran = catch_unwind(AssertUnwindSafe(|| r.run()));
+    assert!(matches!(ran, Ok(true)), "a waker's panic escaped run()");
+    assert_eq!(count.count(), 1, "the TaskRef awaiter was not woken");
+    assert!(matches!(poll_noop(&mut task), Poll::Ready(Ok(_))));
+    assert_eq!(drops.get(), 1, "the output was dropped once");
+    drop(task);
+    drop(awaiter);
+    assert_eq!(
+        Arc::weak_count(&h.0),
+        0,
+        "the task (which holds the scheduler) was never freed"
+    );
+}
