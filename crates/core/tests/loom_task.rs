@@ -399,3 +399,107 @@ fn a_wake_racing_runnable_schedule_keeps_one_runnable() {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     });
 }
+
+/// Pending on its first `pending` polls (leaving its waker in `slot` each time), then ready.
+struct PendingN {
+    pending: usize,
+    slot: Arc<Mutex<Option<Waker>>>,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Future for PendingN {
+    type Output = u32;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        if self.pending == 0 {
+            return Poll::Ready(7);
+        }
+        self.pending -= 1;
+        *self.slot.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for PendingN {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_wake_racing_a_step_is_handed_back_or_scheduled_exactly_once() {
+    model(|| {
+        let queue: Queue = Arc::new(Mutex::new(VecDeque::new()));
+        let slot = Arc::new(Mutex::new(None));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = queue.clone();
+        let fut = PendingN {
+            pending: 2,
+            slot: slot.clone(),
+            drops: drops.clone(),
+        };
+        let (runnable, task) = spawn(fut, move |r| q.lock().unwrap().push_back(r));
+        assert!(matches!(runnable.step(), evloop_core::task::Step::Pending));
+        let waker = slot.lock().unwrap().take().unwrap();
+        let a = loom::thread::spawn(move || waker.wake());
+        // The wake may land before the step (the runnable is in the queue), during it (handed
+        // back to us) or after it (queued by the waker's thread).
+        let mut handed_back = None;
+        loop {
+            let next = queue.lock().unwrap().pop_front();
+            match next {
+                Some(r) => match r.step() {
+                    evloop_core::task::Step::Woken(r) => {
+                        handed_back = Some(r);
+                        break;
+                    }
+                    evloop_core::task::Step::Pending => {
+                        if slot.lock().unwrap().is_some() {
+                            break;
+                        }
+                    }
+                    evloop_core::task::Step::Finished => panic!("finished too early"),
+                },
+                None => loom::thread::yield_now(),
+            }
+        }
+        a.join().unwrap();
+        match handed_back {
+            Some(r) => {
+                assert!(
+                    queue.lock().unwrap().is_empty(),
+                    "scheduled and handed back"
+                );
+                assert!(r.run());
+            }
+            None => {
+                // Polled the second time: the wake came before that poll or was spent on it.
+                let second = slot.lock().unwrap().take().unwrap();
+                second.wake();
+                run_until_done(&queue, &task);
+            }
+        }
+        assert!(queue.lock().unwrap().is_empty());
+        assert_eq!(take_output(task).unwrap(), 7);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn cancel_racing_the_scheduler_dropping_the_runnable() {
+    model(|| {
+        let (queue, mut task, waker, drops) = started();
+        let task_ref = task.as_ref();
+        waker.wake();
+        let r = queue.lock().unwrap().pop_front().unwrap();
+        let a = loom::thread::spawn(move || task_ref.cancel());
+        drop(r);
+        // Either the cancel came first or found the task already cancelled by the drop.
+        a.join().unwrap();
+        assert!(queue.lock().unwrap().is_empty());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let (flag, w) = flag_waker();
+        let out = Pin::new(&mut task).poll(&mut Context::from_waker(&w));
+        assert!(matches!(out, Poll::Ready(Err(ref e)) if e.is_cancelled()));
+        assert_eq!(flag.0.load(Ordering::SeqCst), 0);
+    });
+}

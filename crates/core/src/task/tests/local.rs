@@ -241,3 +241,48 @@ fn spawn_local_last_waker_dropped_on_another_thread_is_handed_back() {
         "dropped here, on its own thread"
     );
 }
+
+#[test]
+// Leaking the cell is the behaviour under test; Miri would report it.
+#[cfg_attr(miri, ignore)]
+fn spawn_local_last_waker_dropped_elsewhere_after_its_scheduler_is_gone_leaks_the_cell() {
+    // The last reference goes on a foreign thread and the scheduler, gone, drops the runnable
+    // handed back to it right there: the future must be leaked, not dropped there, and the
+    // handed-back runnable's references must be released without freeing the cell.
+    let h = Harness::default();
+    let shared = Rc::new(());
+    let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let (runnable, task) = spawn_local(
+        {
+            let shared = shared.clone();
+            let slot = slot.clone();
+            poll_fn(move |cx| {
+                let _keep = &shared;
+                *slot.lock().unwrap() = Some(cx.waker().clone());
+                Poll::<()>::Pending
+            })
+        },
+        h.sched(),
+    );
+    assert!(!runnable.run());
+    let probe = task.as_ref();
+    drop(task);
+    let waker = slot.lock().unwrap().take().unwrap();
+    let sched = Arc::downgrade(&h.0);
+    drop(h);
+    assert!(sched.upgrade().is_none(), "the scheduler is gone");
+    let probe = thread::spawn(move || {
+        drop(waker);
+        probe
+    })
+    .join()
+    .unwrap();
+    assert!(!probe.is_done());
+    // The TaskRef was the last reference: dropped off the owner thread with no scheduler.
+    thread::spawn(move || drop(probe)).join().unwrap();
+    assert_eq!(
+        Rc::strong_count(&shared),
+        2,
+        "leaked, never dropped off its thread"
+    );
+}
