@@ -156,12 +156,7 @@ impl Header {
     }
 
     fn wake_contained(&self, waker: Waker) {
-        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
-        if let Err(payload) = woken {
-            tracing::error!(task = %self.id, "the waker of a task's awaiter panicked");
-            // Dropping the payload could panic again: nothing left to tell.
-            std::mem::forget(payload);
-        }
+        contain_waker(self.id, || waker.wake());
     }
 
     /// Adds a `TaskRef` future's waker (unless an equivalent one is there); true if the task
@@ -204,6 +199,20 @@ impl Header {
             // SAFETY: `p` came from `Box::into_raw` in `rare()` and nobody can reach it now.
             drop(unsafe { Box::from_raw(p) });
             self.rare.store(ptr::null_mut(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs `f`, an awaiter's waker being woken or dropped (the awaiter's code), containing a panic:
+/// it is logged, as the task core has nowhere else to report it.
+pub(crate) fn contain_waker(task: TaskId, f: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        tracing::error!(task = %task, "the waker of a task's awaiter panicked");
+        // Dropping the payload is user code too; a second panic there is forgotten.
+        if let Err(again) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)))
+        {
+            std::mem::forget(again);
         }
     }
 }

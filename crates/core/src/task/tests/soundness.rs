@@ -277,3 +277,42 @@ fn a_panicking_awaiter_waker_is_contained_and_the_others_are_still_woken() {
         "the task (which holds the scheduler) was never freed"
     );
 }
+
+/// A waker whose drop panics.
+fn waker_panicking_on_drop() -> Waker {
+    use std::task::{RawWaker, RawWakerVTable};
+    fn clone(_: *const ()) -> RawWaker {
+        RawWaker::new(std::ptr::null(), &VTABLE)
+    }
+    fn noop(_: *const ()) {}
+    fn drop_boom(_: *const ()) {
+        if drops_never_zero() {
+            panic!("waker drop boom");
+        }
+    }
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, drop_boom);
+    // SAFETY: the vtable's functions ignore the (null) data pointer.
+    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
+}
+
+#[test]
+fn a_handle_whose_registered_waker_panics_on_drop_still_releases_the_task() {
+    let h = Harness::default();
+    let gate = Arc::new(Gate::default());
+    let (r, mut task) = h.spawn(gate.wait());
+    assert!(!r.run());
+    let bad = std::mem::ManuallyDrop::new(waker_panicking_on_drop());
+    assert!(poll_with(&mut task, &bad).is_pending());
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(task)));
+    assert!(
+        dropped.is_ok(),
+        "the waker's panic escaped the handle's drop"
+    );
+    gate.open();
+    assert_eq!(h.run_all(), 1);
+    assert_eq!(
+        Arc::weak_count(&h.0),
+        0,
+        "the handle's reference was never released"
+    );
+}
