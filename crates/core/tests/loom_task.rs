@@ -503,3 +503,20 @@ fn cancel_racing_the_scheduler_dropping_the_runnable() {
         assert_eq!(flag.0.load(Ordering::SeqCst), 0);
     });
 }
+
+#[test]
+fn the_last_task_ref_dropping_elsewhere_while_a_detached_task_completes() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        let probe = task.as_ref();
+        drop(task);
+        let a = loom::thread::spawn(move || drop(probe));
+        waker.wake();
+        let r = queue.lock().unwrap().pop_front().unwrap();
+        assert!(r.run());
+        a.join().unwrap();
+        assert!(queue.lock().unwrap().is_empty());
+        // Freed exactly once, by whichever reference went last (loom checks the future's Arcs).
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
