@@ -286,3 +286,66 @@ fn spawn_local_last_waker_dropped_elsewhere_after_its_scheduler_is_gone_leaks_th
         "leaked, never dropped off its thread"
     );
 }
+
+/// Records, at its drop, whether it was dropped on the thread that created it.
+struct OwnerCheck {
+    owner: thread::ThreadId,
+    drops: Arc<AtomicUsize>,
+    off_thread: Arc<AtomicUsize>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for OwnerCheck {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+        if thread::current().id() != self.owner {
+            self.off_thread.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+#[test]
+fn spawn_local_handle_and_last_waker_dropped_at_once_on_two_threads() {
+    // Whichever reference goes last — the handle here or the waker on another thread — the
+    // future is dropped once, and here.
+    let rounds = if cfg!(miri) { 3 } else { 200 };
+    for _ in 0..rounds {
+        let h = Harness::default();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let off_thread = Arc::new(AtomicUsize::new(0));
+        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let check = OwnerCheck {
+            owner: thread::current().id(),
+            drops: drops.clone(),
+            off_thread: off_thread.clone(),
+            _not_send: PhantomData,
+        };
+        let (runnable, task) = spawn_local(
+            {
+                let slot = slot.clone();
+                poll_fn(move |cx| {
+                    let _keep = &check;
+                    *slot.lock().unwrap() = Some(cx.waker().clone());
+                    Poll::<()>::Pending
+                })
+            },
+            h.sched(),
+        );
+        assert!(!runnable.run());
+        let waker = slot.lock().unwrap().take().unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let other = {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                drop(waker);
+            })
+        };
+        barrier.wait();
+        drop(task);
+        other.join().unwrap();
+        h.run_all();
+        assert_eq!(drops.load(SeqCst), 1, "dropped once");
+        assert_eq!(off_thread.load(SeqCst), 0, "dropped off its thread");
+    }
+}
