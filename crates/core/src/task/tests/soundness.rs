@@ -316,3 +316,19 @@ fn a_handle_whose_registered_waker_panics_on_drop_still_releases_the_task() {
         "the handle's reference was never released"
     );
 }
+
+#[test]
+fn a_panicking_drop_of_a_task_ref_awaiters_waker_left_at_the_free_is_contained() {
+    // A `TaskRef` future registered its waker and went away; the task is abandoned, so the
+    // waker is still in the rare part when the task is freed.
+    let h = Harness::default();
+    let (r, task) = h.spawn(poll_fn(|_| Poll::<()>::Pending));
+    assert!(!r.run());
+    let mut awaiter = task.as_ref();
+    let bad = std::mem::ManuallyDrop::new(waker_panicking_on_drop());
+    assert!(poll_with(&mut awaiter, &bad).is_pending());
+    drop(awaiter);
+    let freed = catch_unwind(AssertUnwindSafe(move || drop(task)));
+    assert!(freed.is_ok(), "the waker's panic escaped the task's free");
+    assert_eq!(Arc::weak_count(&h.0), 0, "the task was not freed");
+}
