@@ -215,11 +215,13 @@ fn a_task_ref_awaiter_racing_completion_is_woken_or_sees_the_end() {
             let (flag, w) = flag_waker();
             let mut cx = Context::from_waker(&w);
             let ready = Pin::new(&mut awaiter).poll(&mut cx).is_ready();
-            (ready, flag)
+            // Still waiting (alive) while the task completes: a dropped `TaskRef` future takes
+            // its waker back.
+            (ready, flag, awaiter)
         });
         waker.wake();
         run_until_done(&queue, &task);
-        let (ready, flag) = a.join().unwrap();
+        let (ready, flag, awaiter) = a.join().unwrap();
         if !ready {
             assert_eq!(
                 flag.0.load(Ordering::SeqCst),
@@ -227,6 +229,7 @@ fn a_task_ref_awaiter_racing_completion_is_woken_or_sees_the_end() {
                 "lost wake-up of a TaskRef"
             );
         }
+        drop(awaiter);
         assert_eq!(take_output(task).unwrap(), 7);
     });
 }
@@ -518,5 +521,31 @@ fn the_last_task_ref_dropping_elsewhere_while_a_detached_task_completes() {
         assert!(queue.lock().unwrap().is_empty());
         // Freed exactly once, by whichever reference went last (loom checks the future's Arcs).
         assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn a_task_ref_giving_up_while_the_task_completes_leaves_the_other_awaiter_woken() {
+    model(|| {
+        let (queue, task, waker, _drops) = started();
+        // Two `TaskRef` futures wait with one waker; one gives up on another thread while the
+        // task completes: the other must still be woken.
+        let (flag, w) = flag_waker();
+        let mut first = task.as_ref();
+        let mut second = task.as_ref();
+        let mut cx = Context::from_waker(&w);
+        assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut second).poll(&mut cx).is_pending());
+        let a = loom::thread::spawn(move || drop(first));
+        waker.wake();
+        run_until_done(&queue, &task);
+        a.join().unwrap();
+        assert_eq!(
+            flag.0.load(Ordering::SeqCst),
+            1,
+            "lost wake-up of a TaskRef"
+        );
+        assert!(Pin::new(&mut second).poll(&mut cx).is_ready());
+        assert_eq!(take_output(task).unwrap(), 7);
     });
 }

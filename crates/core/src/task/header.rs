@@ -37,8 +37,8 @@ pub(crate) struct TaskVTable {
 #[derive(Default)]
 struct Rare {
     name: Option<Box<str>>,
-    /// Wakers of `TaskRef` futures.
-    others: Vec<Waker>,
+    /// Wakers of `TaskRef` futures, each with the number of those futures waiting with it.
+    others: Vec<(Waker, usize)>,
 }
 
 /// The first field of every task allocation.
@@ -149,7 +149,7 @@ impl Header {
         if !p.is_null() {
             // SAFETY: a non-null `rare` lives as long as the header.
             let others = std::mem::take(&mut lock(unsafe { &*p }).others);
-            for w in others {
+            for (w, _) in others {
                 self.wake_contained(w);
             }
         }
@@ -159,17 +159,45 @@ impl Header {
         contain_waker(self.id, || waker.wake());
     }
 
-    /// Adds a `TaskRef` future's waker (unless an equivalent one is there); true if the task
-    /// completed meanwhile (the caller must not wait).
+    /// Adds a `TaskRef` future's waker (or counts one more future waiting with an equivalent
+    /// one); true if the task completed meanwhile (the caller must not wait). The future takes
+    /// it back with `remove_other_waker` when it stops waiting.
     pub(crate) fn add_other_waker(&self, waker: &Waker) -> bool {
         {
             let mut rare = lock(self.rare());
-            if !rare.others.iter().any(|w| w.will_wake(waker)) {
-                rare.others.push(waker.clone());
+            match rare.others.iter_mut().find(|(w, _)| w.will_wake(waker)) {
+                Some((_, n)) => *n += 1,
+                None => rare.others.push((waker.clone(), 1)),
             }
         }
         fence(Ordering::SeqCst);
         self.state() & COMPLETED != 0
+    }
+
+    /// A `TaskRef` future that registered `waker` stops waiting (it is dropped, or done): one
+    /// future fewer waits with it, and the waker goes when none is left, so an awaiter that gave
+    /// up (a cancelled task, a timeout) is not kept alive by this task until it ends. After the
+    /// completion took the list there is nothing left to remove.
+    pub(crate) fn remove_other_waker(&self, waker: &Waker) {
+        let p = self.rare.load(Ordering::Acquire);
+        if p.is_null() {
+            return;
+        }
+        let removed = {
+            // SAFETY: a non-null `rare` lives as long as the header.
+            let mut rare = lock(unsafe { &*p });
+            match rare.others.iter().position(|(w, _)| w.will_wake(waker)) {
+                Some(i) if rare.others[i].1 > 1 => {
+                    rare.others[i].1 -= 1;
+                    None
+                }
+                Some(i) => Some(rare.others.swap_remove(i).0),
+                None => None,
+            }
+        };
+        if let Some(w) = removed {
+            contain_waker(self.id, move || drop(w));
+        }
     }
 
     /// The name: the one set, else `Task-N`.

@@ -332,3 +332,40 @@ fn a_panicking_drop_of_a_task_ref_awaiters_waker_left_at_the_free_is_contained()
     assert!(freed.is_ok(), "the waker's panic escaped the task's free");
     assert_eq!(Arc::weak_count(&h.0), 0, "the task was not freed");
 }
+
+#[test]
+fn an_awaiter_that_gives_up_on_a_task_ref_is_not_kept_by_the_task() {
+    // Tasks that await a long-running task's `TaskRef` and are cancelled (a timeout, say) must
+    // not stay allocated, through their wakers, until that task ends.
+    let h = Harness::default();
+    let (rb, b) = h.spawn(poll_fn(|_| Poll::<()>::Pending));
+    assert!(!rb.run());
+    let base = Arc::weak_count(&h.0);
+    for _ in 0..if cfg!(miri) { 3 } else { 50 } {
+        let mut awaiter = b.as_ref();
+        let (ra, a) = h.spawn(poll_fn(move |cx| Pin::new(&mut awaiter).poll(cx)));
+        assert!(!ra.run());
+        assert!(a.cancel());
+        h.run_all();
+        drop(a);
+    }
+    assert_eq!(
+        Arc::weak_count(&h.0),
+        base,
+        "the cancelled awaiters' cells are retained"
+    );
+    // Two futures waiting with one waker: one giving up leaves the other registered.
+    let (count, waker) = counting_waker();
+    let mut first = b.as_ref();
+    let mut second = b.as_ref();
+    assert!(poll_with(&mut first, &waker).is_pending());
+    assert!(poll_with(&mut second, &waker).is_pending());
+    drop(first);
+    assert!(b.cancel());
+    h.run_all();
+    assert_eq!(count.count(), 1, "the remaining awaiter was not woken");
+    assert!(matches!(
+        poll_with(&mut second, &waker),
+        Poll::Ready(Err(_))
+    ));
+}
