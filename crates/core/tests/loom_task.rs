@@ -215,11 +215,13 @@ fn a_task_ref_awaiter_racing_completion_is_woken_or_sees_the_end() {
             let (flag, w) = flag_waker();
             let mut cx = Context::from_waker(&w);
             let ready = Pin::new(&mut awaiter).poll(&mut cx).is_ready();
-            (ready, flag)
+            // Still waiting (alive) while the task completes: a dropped `TaskRef` future takes
+            // its waker back.
+            (ready, flag, awaiter)
         });
         waker.wake();
         run_until_done(&queue, &task);
-        let (ready, flag) = a.join().unwrap();
+        let (ready, flag, awaiter) = a.join().unwrap();
         if !ready {
             assert_eq!(
                 flag.0.load(Ordering::SeqCst),
@@ -227,6 +229,7 @@ fn a_task_ref_awaiter_racing_completion_is_woken_or_sees_the_end() {
                 "lost wake-up of a TaskRef"
             );
         }
+        drop(awaiter);
         assert_eq!(take_output(task).unwrap(), 7);
     });
 }
@@ -266,5 +269,283 @@ fn the_last_reference_dropping_on_another_thread_while_the_task_is_woken() {
             r.run();
         }
         assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// An output that counts its drops.
+struct Out(Arc<AtomicUsize>);
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Pending on its first poll (leaving its waker in `slot`), ready with an `Out` on the next.
+struct WakeOnceOut {
+    polls: usize,
+    slot: Arc<Mutex<Option<Waker>>>,
+    out_drops: Arc<AtomicUsize>,
+}
+
+impl Future for WakeOnceOut {
+    type Output = Out;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Out> {
+        self.polls += 1;
+        if self.polls == 1 {
+            *self.slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(Out(self.out_drops.clone()))
+        }
+    }
+}
+
+#[test]
+fn the_handle_dropped_elsewhere_while_the_task_completes_and_a_task_ref_awaits() {
+    model(|| {
+        let queue: Queue = Arc::new(Mutex::new(VecDeque::new()));
+        let slot = Arc::new(Mutex::new(None));
+        let out_drops = Arc::new(AtomicUsize::new(0));
+        let q = queue.clone();
+        let fut = WakeOnceOut {
+            polls: 0,
+            slot: slot.clone(),
+            out_drops: out_drops.clone(),
+        };
+        let (runnable, task) = spawn(fut, move |r| q.lock().unwrap().push_back(r));
+        assert!(!runnable.run());
+        let waker = slot.lock().unwrap().take().unwrap();
+        let mut awaiter = task.as_ref();
+        let a = loom::thread::spawn(move || drop(task));
+        let b = loom::thread::spawn(move || {
+            let (flag, w) = flag_waker();
+            let mut cx = Context::from_waker(&w);
+            let ready = Pin::new(&mut awaiter).poll(&mut cx).is_ready();
+            (ready, flag, awaiter)
+        });
+        waker.wake();
+        let r = queue.lock().unwrap().pop_front().unwrap();
+        assert!(r.run());
+        a.join().unwrap();
+        let (ready, flag, awaiter) = b.join().unwrap();
+        if !ready {
+            assert_eq!(
+                flag.0.load(Ordering::SeqCst),
+                1,
+                "lost wake-up of a TaskRef"
+            );
+        }
+        assert!(awaiter.is_done());
+        assert_eq!(
+            out_drops.load(Ordering::SeqCst),
+            1,
+            "the output is dropped once"
+        );
+        drop(awaiter); // the last reference frees the task (loom checks its Arcs for leaks)
+    });
+}
+
+#[test]
+fn cancel_racing_the_handle_re_registering_its_waker() {
+    model(|| {
+        let (queue, mut task, _waker, drops) = started();
+        // The handle registered a first waker; it re-polls with a second one while another
+        // thread cancels the idle task and runs the runnable the cancel made.
+        let (_first, w1) = flag_waker();
+        assert!(
+            Pin::new(&mut task)
+                .poll(&mut Context::from_waker(&w1))
+                .is_pending()
+        );
+        let task_ref = task.as_ref();
+        let q = queue.clone();
+        let a = loom::thread::spawn(move || {
+            assert!(task_ref.cancel());
+            let r = q.lock().unwrap().pop_front().unwrap();
+            assert!(r.run());
+        });
+        let (second, w2) = flag_waker();
+        let polled = Pin::new(&mut task).poll(&mut Context::from_waker(&w2));
+        a.join().unwrap();
+        match polled {
+            Poll::Ready(out) => assert!(out.is_err()),
+            Poll::Pending => {
+                assert_eq!(
+                    second.0.load(Ordering::SeqCst),
+                    1,
+                    "lost wake-up of the re-registered waker"
+                );
+                assert!(take_output(task).is_err());
+            }
+        }
+        assert!(queue.lock().unwrap().is_empty());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn a_wake_racing_runnable_schedule_keeps_one_runnable() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        let waker2 = waker.clone();
+        waker.wake();
+        let r = queue.lock().unwrap().pop_front().unwrap();
+        let a = loom::thread::spawn(move || waker2.wake());
+        // The scheduler re-queues the runnable (as a fairness policy might) while it is woken.
+        r.schedule();
+        a.join().unwrap();
+        assert_eq!(queue.lock().unwrap().len(), 1, "one runnable, queued once");
+        run_until_done(&queue, &task);
+        assert!(queue.lock().unwrap().is_empty());
+        assert_eq!(take_output(task).unwrap(), 7);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Pending on its first `pending` polls (leaving its waker in `slot` each time), then ready.
+struct PendingN {
+    pending: usize,
+    slot: Arc<Mutex<Option<Waker>>>,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Future for PendingN {
+    type Output = u32;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        if self.pending == 0 {
+            return Poll::Ready(7);
+        }
+        self.pending -= 1;
+        *self.slot.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for PendingN {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_wake_racing_a_step_is_handed_back_or_scheduled_exactly_once() {
+    model(|| {
+        let queue: Queue = Arc::new(Mutex::new(VecDeque::new()));
+        let slot = Arc::new(Mutex::new(None));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = queue.clone();
+        let fut = PendingN {
+            pending: 2,
+            slot: slot.clone(),
+            drops: drops.clone(),
+        };
+        let (runnable, task) = spawn(fut, move |r| q.lock().unwrap().push_back(r));
+        assert!(matches!(runnable.step(), evloop_core::task::Step::Pending));
+        let waker = slot.lock().unwrap().take().unwrap();
+        let a = loom::thread::spawn(move || waker.wake());
+        // The wake may land before the step (the runnable is in the queue), during it (handed
+        // back to us) or after it (queued by the waker's thread).
+        let mut handed_back = None;
+        loop {
+            let next = queue.lock().unwrap().pop_front();
+            match next {
+                Some(r) => match r.step() {
+                    evloop_core::task::Step::Woken(r) => {
+                        handed_back = Some(r);
+                        break;
+                    }
+                    evloop_core::task::Step::Pending => {
+                        if slot.lock().unwrap().is_some() {
+                            break;
+                        }
+                    }
+                    evloop_core::task::Step::Finished => panic!("finished too early"),
+                },
+                None => loom::thread::yield_now(),
+            }
+        }
+        a.join().unwrap();
+        match handed_back {
+            Some(r) => {
+                assert!(
+                    queue.lock().unwrap().is_empty(),
+                    "scheduled and handed back"
+                );
+                assert!(r.run());
+            }
+            None => {
+                // Polled the second time: the wake came before that poll or was spent on it.
+                let second = slot.lock().unwrap().take().unwrap();
+                second.wake();
+                run_until_done(&queue, &task);
+            }
+        }
+        assert!(queue.lock().unwrap().is_empty());
+        assert_eq!(take_output(task).unwrap(), 7);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn cancel_racing_the_scheduler_dropping_the_runnable() {
+    model(|| {
+        let (queue, mut task, waker, drops) = started();
+        let task_ref = task.as_ref();
+        waker.wake();
+        let r = queue.lock().unwrap().pop_front().unwrap();
+        let a = loom::thread::spawn(move || task_ref.cancel());
+        drop(r);
+        // Either the cancel came first or found the task already cancelled by the drop.
+        a.join().unwrap();
+        assert!(queue.lock().unwrap().is_empty());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let (flag, w) = flag_waker();
+        let out = Pin::new(&mut task).poll(&mut Context::from_waker(&w));
+        assert!(matches!(out, Poll::Ready(Err(ref e)) if e.is_cancelled()));
+        assert_eq!(flag.0.load(Ordering::SeqCst), 0);
+    });
+}
+
+#[test]
+fn the_last_task_ref_dropping_elsewhere_while_a_detached_task_completes() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        let probe = task.as_ref();
+        drop(task);
+        let a = loom::thread::spawn(move || drop(probe));
+        waker.wake();
+        let r = queue.lock().unwrap().pop_front().unwrap();
+        assert!(r.run());
+        a.join().unwrap();
+        assert!(queue.lock().unwrap().is_empty());
+        // Freed exactly once, by whichever reference went last (loom checks the future's Arcs).
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn a_task_ref_giving_up_while_the_task_completes_leaves_the_other_awaiter_woken() {
+    model(|| {
+        let (queue, task, waker, _drops) = started();
+        // Two `TaskRef` futures wait with one waker; one gives up on another thread while the
+        // task completes: the other must still be woken.
+        let (flag, w) = flag_waker();
+        let mut first = task.as_ref();
+        let mut second = task.as_ref();
+        let mut cx = Context::from_waker(&w);
+        assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut second).poll(&mut cx).is_pending());
+        let a = loom::thread::spawn(move || drop(first));
+        waker.wake();
+        run_until_done(&queue, &task);
+        a.join().unwrap();
+        assert_eq!(
+            flag.0.load(Ordering::SeqCst),
+            1,
+            "lost wake-up of a TaskRef"
+        );
+        assert!(Pin::new(&mut second).poll(&mut cx).is_ready());
+        assert_eq!(take_output(task).unwrap(), 7);
     });
 }

@@ -37,8 +37,8 @@ pub(crate) struct TaskVTable {
 #[derive(Default)]
 struct Rare {
     name: Option<Box<str>>,
-    /// Wakers of `TaskRef` futures.
-    others: Vec<Waker>,
+    /// Wakers of `TaskRef` futures, each with the number of those futures waiting with it.
+    others: Vec<(Waker, usize)>,
 }
 
 /// The first field of every task allocation.
@@ -134,14 +134,15 @@ impl Header {
     }
 
     /// Wakes everyone waiting for the end of the task: the handle (if the completion gave us its
-    /// slot) and the `TaskRef` awaiters.
+    /// slot) and the `TaskRef` awaiters. A waker is the awaiter's code: one whose wake panics
+    /// is contained (and logged) so that the others are still woken and the completion goes on.
     pub(crate) fn wake_awaiters(&self, join: Option<JoinSlotToken>) {
         if let Some(token) = join {
             let cell = self.join_slot(&token);
             // SAFETY: the token (JOIN_WAKER and COMPLETED both set) makes the slot ours.
             let waker = cell.with_mut(|p| unsafe { (*p).take() });
             if let Some(w) = waker {
-                w.wake();
+                self.wake_contained(w);
             }
         }
         // Pairs with the fence in `add_other_waker`: either we see its `rare` (and then its
@@ -151,23 +152,55 @@ impl Header {
         if !p.is_null() {
             // SAFETY: a non-null `rare` lives as long as the header.
             let others = std::mem::take(&mut lock(unsafe { &*p }).others);
-            for w in others {
-                w.wake();
+            for (w, _) in others {
+                self.wake_contained(w);
             }
         }
     }
 
-    /// Adds a `TaskRef` future's waker (unless an equivalent one is there); true if the task
-    /// completed meanwhile (the caller must not wait).
+    fn wake_contained(&self, waker: Waker) {
+        contain_waker(self.id, || waker.wake());
+    }
+
+    /// Adds a `TaskRef` future's waker (or counts one more future waiting with an equivalent
+    /// one); true if the task completed meanwhile (the caller must not wait). The future takes
+    /// it back with `remove_other_waker` when it stops waiting.
     pub(crate) fn add_other_waker(&self, waker: &Waker) -> bool {
         {
             let mut rare = lock(self.rare());
-            if !rare.others.iter().any(|w| w.will_wake(waker)) {
-                rare.others.push(waker.clone());
+            match rare.others.iter_mut().find(|(w, _)| w.will_wake(waker)) {
+                Some((_, n)) => *n += 1,
+                None => rare.others.push((waker.clone(), 1)),
             }
         }
         fence(Ordering::SeqCst);
         self.state() & COMPLETED != 0
+    }
+
+    /// A `TaskRef` future that registered `waker` stops waiting (it is dropped, or done): one
+    /// future fewer waits with it, and the waker goes when none is left, so an awaiter that gave
+    /// up (a cancelled task, a timeout) is not kept alive by this task until it ends. After the
+    /// completion took the list there is nothing left to remove.
+    pub(crate) fn remove_other_waker(&self, waker: &Waker) {
+        let p = self.rare.load(Ordering::Acquire);
+        if p.is_null() {
+            return;
+        }
+        let removed = {
+            // SAFETY: a non-null `rare` lives as long as the header.
+            let mut rare = lock(unsafe { &*p });
+            match rare.others.iter().position(|(w, _)| w.will_wake(waker)) {
+                Some(i) if rare.others[i].1 > 1 => {
+                    rare.others[i].1 -= 1;
+                    None
+                }
+                Some(i) => Some(rare.others.swap_remove(i).0),
+                None => None,
+            }
+        };
+        if let Some(w) = removed {
+            contain_waker(self.id, move || drop(w));
+        }
     }
 
     /// The name: the one set, else `Task-N`.
@@ -197,6 +230,20 @@ impl Header {
             // SAFETY: `p` came from `Box::into_raw` in `rare()` and nobody can reach it now.
             drop(unsafe { Box::from_raw(p) });
             self.rare.store(ptr::null_mut(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs `f`, an awaiter's waker being woken or dropped (the awaiter's code), containing a panic:
+/// it is logged, as the task core has nowhere else to report it.
+pub(crate) fn contain_waker(task: TaskId, f: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        tracing::error!(task = %task, "the waker of a task's awaiter panicked");
+        // Dropping the payload is user code too; a second panic there is forgotten.
+        if let Err(again) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)))
+        {
+            std::mem::forget(again);
         }
     }
 }

@@ -177,7 +177,8 @@ impl<T> Drop for Task<T> {
         if let Some(slot) = dropped.join_slot {
             // SAFETY: the token makes the slot ours.
             let waker = header.join_slot(&slot).with_mut(|p| unsafe { (*p).take() });
-            drop(waker);
+            // The waker is the awaiter's code: a panicking drop must not skip the releases below.
+            header::contain_waker(header.id, move || drop(waker));
         }
         if let Some(output) = dropped.output {
             // SAFETY: the token is the outcome's; our reference keeps the task alive.

@@ -380,12 +380,20 @@ where
         // SAFETY: `ptr` came from `Box::leak` in `allocate` with these types, and nobody else
         // can reach it any more.
         let mut boxed = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
-        // SAFETY: we are freeing the task.
-        unsafe { boxed.header.free_parts() };
-        // The scheduler's destructor is user code too.
-        if let Some(p) = contain(move || drop(boxed)) {
-            tracing::error!("a task scheduler panicked while being dropped");
-            std::mem::forget(p);
+        // The scheduler's destructor is user code too, and so are the wakers `TaskRef` futures
+        // left in the rare part.
+        let freed = contain(move || {
+            // SAFETY: we are freeing the task.
+            unsafe { boxed.header.free_parts() };
+            drop(boxed)
+        });
+        if let Some(p) = freed {
+            tracing::error!(
+                "a task's scheduler or an awaiter's waker panicked while being dropped"
+            );
+            if let Some(again) = contain(move || drop(p)) {
+                std::mem::forget(again);
+            }
         }
     }
 }

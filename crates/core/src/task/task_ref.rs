@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::header::{self, Header};
 use super::id::TaskId;
@@ -17,6 +17,9 @@ use super::state::*;
 /// it; a panic is reported as `JoinError::Panicked` carrying the panic message as a `String`).
 pub struct TaskRef {
     ptr: NonNull<Header>,
+    /// The waker this `TaskRef`, as a future, registered with the task: taken back when it is
+    /// dropped or done, so that an awaiter that gave up is not kept alive by the task.
+    waiting: Option<Waker>,
 }
 
 // SAFETY: a TaskRef touches only the task's atomics and mutexes, never the future or output.
@@ -28,7 +31,7 @@ impl TaskRef {
     /// # Safety
     /// The caller transfers one reference to the task at `ptr`.
     pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> TaskRef {
-        TaskRef { ptr }
+        TaskRef { ptr, waiting: None }
     }
 
     fn header(&self) -> &Header {
@@ -68,6 +71,15 @@ impl TaskRef {
         self.header().set_name(name.into());
     }
 
+    /// Takes back the waker this future registered, if any.
+    fn stop_waiting(&mut self) {
+        if let Some(w) = self.waiting.take() {
+            let header = self.header();
+            header.remove_other_waker(&w);
+            header::contain_waker(header.id, move || drop(w));
+        }
+    }
+
     fn outcome(state: usize) -> Result<(), JoinError> {
         if state & CANCELLED != 0 {
             Err(JoinError::Cancelled)
@@ -83,13 +95,24 @@ impl Future for TaskRef {
     type Output = Result<(), JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let header = self.header();
-        let state = header.state();
+        let this = self.get_mut();
+        let state = this.header().state();
         if state & COMPLETED != 0 {
+            this.stop_waiting();
             return Poll::Ready(Self::outcome(state));
         }
-        if header.add_other_waker(cx.waker()) {
-            return Poll::Ready(Self::outcome(header.state()));
+        if let Some(w) = &this.waiting {
+            if w.will_wake(cx.waker()) {
+                // Still registered: the list is only taken by the completion, which wakes it.
+                return Poll::Pending;
+            }
+        }
+        this.stop_waiting();
+        let completed = this.header().add_other_waker(cx.waker());
+        this.waiting = Some(cx.waker().clone());
+        if completed {
+            this.stop_waiting();
+            return Poll::Ready(Self::outcome(this.header().state()));
         }
         Poll::Pending
     }
@@ -98,12 +121,16 @@ impl Future for TaskRef {
 impl Clone for TaskRef {
     fn clone(&self) -> TaskRef {
         self.header().ref_inc();
-        TaskRef { ptr: self.ptr }
+        TaskRef {
+            ptr: self.ptr,
+            waiting: None,
+        }
     }
 }
 
 impl Drop for TaskRef {
     fn drop(&mut self) {
+        self.stop_waiting();
         // SAFETY: we own this reference.
         unsafe { header::drop_ref(self.ptr) }
     }

@@ -241,3 +241,111 @@ fn spawn_local_last_waker_dropped_on_another_thread_is_handed_back() {
         "dropped here, on its own thread"
     );
 }
+
+#[test]
+// Leaking the cell is the behaviour under test; Miri would report it.
+#[cfg_attr(miri, ignore)]
+fn spawn_local_last_waker_dropped_elsewhere_after_its_scheduler_is_gone_leaks_the_cell() {
+    // The last reference goes on a foreign thread and the scheduler, gone, drops the runnable
+    // handed back to it right there: the future must be leaked, not dropped there, and the
+    // handed-back runnable's references must be released without freeing the cell.
+    let h = Harness::default();
+    let shared = Rc::new(());
+    let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let (runnable, task) = spawn_local(
+        {
+            let shared = shared.clone();
+            let slot = slot.clone();
+            poll_fn(move |cx| {
+                let _keep = &shared;
+                *slot.lock().unwrap() = Some(cx.waker().clone());
+                Poll::<()>::Pending
+            })
+        },
+        h.sched(),
+    );
+    assert!(!runnable.run());
+    let probe = task.as_ref();
+    drop(task);
+    let waker = slot.lock().unwrap().take().unwrap();
+    let sched = Arc::downgrade(&h.0);
+    drop(h);
+    assert!(sched.upgrade().is_none(), "the scheduler is gone");
+    let probe = thread::spawn(move || {
+        drop(waker);
+        probe
+    })
+    .join()
+    .unwrap();
+    assert!(!probe.is_done());
+    // The TaskRef was the last reference: dropped off the owner thread with no scheduler.
+    thread::spawn(move || drop(probe)).join().unwrap();
+    assert_eq!(
+        Rc::strong_count(&shared),
+        2,
+        "leaked, never dropped off its thread"
+    );
+}
+
+/// Records, at its drop, whether it was dropped on the thread that created it.
+struct OwnerCheck {
+    owner: thread::ThreadId,
+    drops: Arc<AtomicUsize>,
+    off_thread: Arc<AtomicUsize>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for OwnerCheck {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+        if thread::current().id() != self.owner {
+            self.off_thread.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+#[test]
+fn spawn_local_handle_and_last_waker_dropped_at_once_on_two_threads() {
+    // Whichever reference goes last — the handle here or the waker on another thread — the
+    // future is dropped once, and here.
+    let rounds = if cfg!(miri) { 3 } else { 200 };
+    for _ in 0..rounds {
+        let h = Harness::default();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let off_thread = Arc::new(AtomicUsize::new(0));
+        let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let check = OwnerCheck {
+            owner: thread::current().id(),
+            drops: drops.clone(),
+            off_thread: off_thread.clone(),
+            _not_send: PhantomData,
+        };
+        let (runnable, task) = spawn_local(
+            {
+                let slot = slot.clone();
+                poll_fn(move |cx| {
+                    let _keep = &check;
+                    *slot.lock().unwrap() = Some(cx.waker().clone());
+                    Poll::<()>::Pending
+                })
+            },
+            h.sched(),
+        );
+        assert!(!runnable.run());
+        let waker = slot.lock().unwrap().take().unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let other = {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                drop(waker);
+            })
+        };
+        barrier.wait();
+        drop(task);
+        other.join().unwrap();
+        h.run_all();
+        assert_eq!(drops.load(SeqCst), 1, "dropped once");
+        assert_eq!(off_thread.load(SeqCst), 0, "dropped off its thread");
+    }
+}

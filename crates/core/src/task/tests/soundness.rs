@@ -230,3 +230,142 @@ fn the_task_header_is_at_most_56_bytes() {
     // state word, vtable, id, owner mark + tag, the rare-part pointer, the handle's waker.
     assert!(std::mem::size_of::<super::super::header::Header>() <= 56);
 }
+
+/// A waker whose wake panics (a foreign executor's, say, or one whose scheduler is gone).
+struct PanickingWaker;
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        if drops_never_zero() {
+            panic!("wake boom");
+        }
+    }
+}
+
+#[test]
+fn a_panicking_awaiter_waker_is_contained_and_the_others_are_still_woken() {
+    let h = Harness::default();
+    let drops = Drops::default();
+    let gate = Arc::new(Gate::default());
+    let (r, mut task) = h.spawn({
+        let wait = gate.wait();
+        let token = drops.token();
+        async move {
+            wait.await;
+            token
+        }
+    });
+    assert!(!r.run());
+    // The handle waits with a waker whose wake panics; a TaskRef waits with a good one.
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    assert!(poll_with(&mut task, &bad).is_pending());
+    let mut awaiter = task.as_ref();
+    let (count, good) = counting_waker();
+    assert!(poll_with(&mut awaiter, &good).is_pending());
+    gate.open();
+    let r = h.pop().unwrap();
+    let ran = catch_unwind(AssertUnwindSafe(|| r.run()));
+    assert!(matches!(ran, Ok(true)), "a waker's panic escaped run()");
+    assert_eq!(count.count(), 1, "the TaskRef awaiter was not woken");
+    assert!(matches!(poll_noop(&mut task), Poll::Ready(Ok(_))));
+    assert_eq!(drops.get(), 1, "the output was dropped once");
+    drop(task);
+    drop(awaiter);
+    assert_eq!(
+        Arc::weak_count(&h.0),
+        0,
+        "the task (which holds the scheduler) was never freed"
+    );
+}
+
+/// A waker whose drop panics.
+fn waker_panicking_on_drop() -> Waker {
+    use std::task::{RawWaker, RawWakerVTable};
+    fn clone(_: *const ()) -> RawWaker {
+        RawWaker::new(std::ptr::null(), &VTABLE)
+    }
+    fn noop(_: *const ()) {}
+    fn drop_boom(_: *const ()) {
+        if drops_never_zero() {
+            panic!("waker drop boom");
+        }
+    }
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, drop_boom);
+    // SAFETY: the vtable's functions ignore the (null) data pointer.
+    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
+}
+
+#[test]
+fn a_handle_whose_registered_waker_panics_on_drop_still_releases_the_task() {
+    let h = Harness::default();
+    let gate = Arc::new(Gate::default());
+    let (r, mut task) = h.spawn(gate.wait());
+    assert!(!r.run());
+    let bad = std::mem::ManuallyDrop::new(waker_panicking_on_drop());
+    assert!(poll_with(&mut task, &bad).is_pending());
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(task)));
+    assert!(
+        dropped.is_ok(),
+        "the waker's panic escaped the handle's drop"
+    );
+    gate.open();
+    assert_eq!(h.run_all(), 1);
+    assert_eq!(
+        Arc::weak_count(&h.0),
+        0,
+        "the handle's reference was never released"
+    );
+}
+
+#[test]
+fn a_panicking_drop_of_a_task_ref_awaiters_waker_left_at_the_free_is_contained() {
+    // A `TaskRef` future registered its waker and went away; the task is abandoned, so the
+    // waker is still in the rare part when the task is freed.
+    let h = Harness::default();
+    let (r, task) = h.spawn(poll_fn(|_| Poll::<()>::Pending));
+    assert!(!r.run());
+    let mut awaiter = task.as_ref();
+    let bad = std::mem::ManuallyDrop::new(waker_panicking_on_drop());
+    assert!(poll_with(&mut awaiter, &bad).is_pending());
+    drop(awaiter);
+    let freed = catch_unwind(AssertUnwindSafe(move || drop(task)));
+    assert!(freed.is_ok(), "the waker's panic escaped the task's free");
+    assert_eq!(Arc::weak_count(&h.0), 0, "the task was not freed");
+}
+
+#[test]
+fn an_awaiter_that_gives_up_on_a_task_ref_is_not_kept_by_the_task() {
+    // Tasks that await a long-running task's `TaskRef` and are cancelled (a timeout, say) must
+    // not stay allocated, through their wakers, until that task ends.
+    let h = Harness::default();
+    let (rb, b) = h.spawn(poll_fn(|_| Poll::<()>::Pending));
+    assert!(!rb.run());
+    let base = Arc::weak_count(&h.0);
+    for _ in 0..if cfg!(miri) { 3 } else { 50 } {
+        let mut awaiter = b.as_ref();
+        let (ra, a) = h.spawn(poll_fn(move |cx| Pin::new(&mut awaiter).poll(cx)));
+        assert!(!ra.run());
+        assert!(a.cancel());
+        h.run_all();
+        drop(a);
+    }
+    assert_eq!(
+        Arc::weak_count(&h.0),
+        base,
+        "the cancelled awaiters' cells are retained"
+    );
+    // Two futures waiting with one waker: one giving up leaves the other registered.
+    let (count, waker) = counting_waker();
+    let mut first = b.as_ref();
+    let mut second = b.as_ref();
+    assert!(poll_with(&mut first, &waker).is_pending());
+    assert!(poll_with(&mut second, &waker).is_pending());
+    drop(first);
+    assert!(b.cancel());
+    h.run_all();
+    assert_eq!(count.count(), 1, "the remaining awaiter was not woken");
+    assert!(matches!(
+        poll_with(&mut second, &waker),
+        Poll::Ready(Err(_))
+    ));
+}
