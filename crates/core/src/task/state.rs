@@ -303,8 +303,9 @@ impl State {
 
     /// Publishes the outcome (`0` for an output stored in the stage, else `CANCELLED` or
     /// `PANICKED`). An output loses to a cancel that got in first — decided by the same CAS
-    /// that publishes, so `cancel()` returning true always means the task ends cancelled — and
-    /// then the token comes back: replace the output and publish `CANCELLED`.
+    /// that publishes, so a `cancel()` that returned true never ends in an output — and then
+    /// the token comes back: replace the output and publish `CANCELLED`. A panic of the last
+    /// poll wins over a cancel (as in asyncio, the exception is the outcome).
     #[inline]
     pub(crate) fn complete(
         &self,
