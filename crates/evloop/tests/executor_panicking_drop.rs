@@ -2,7 +2,8 @@
 //! (its task was cancelled, the executor was shut down, the loop is closed), a job's result
 //! nobody reads (its task was cancelled while the job ran, or its handle dropped unread) —
 //! are reported to the loop's exception handler, never lost on a pool thread nor unwound
-//! into the caller of `run_in_executor`.
+//! into the caller of `run_in_executor`. A report still on its way to a loop that closes
+//! first is logged, not lost.
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -138,4 +139,52 @@ fn a_job_refused_by_a_shut_down_executor_or_a_closed_loop_does_not_unwind_into_t
         "the closure's panic unwound into run_in_executor's caller"
     );
     assert_eq!(*got.borrow(), ["refused job drop", "closed loop job drop"]);
+}
+
+/// Captures what tracing logs on this thread.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+#[test]
+fn a_report_still_on_its_way_when_the_loop_closes_is_logged_not_lost() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let lp = EventLoop::new().expect("loop");
+    let got = record(&lp);
+    let task = lp.run_in_executor(|| -> u8 { panic!("never retrieved") });
+    let outcome = lp.run_until_complete(task.as_ref()).expect("run");
+    assert!(outcome.is_err_and(|e| e.is_panic()));
+    // The loop does not run: the report goes to its queue, and the close finds it there.
+    drop(task);
+    lp.close().expect("close");
+    let logged = logs.text();
+    assert!(
+        !got.borrow().is_empty() || logged.contains("never retrieved"),
+        "the report was lost: handler {:?}, logs {logged:?}",
+        got.borrow()
+    );
 }

@@ -164,16 +164,30 @@ impl Schedule for OnLoop {
 }
 
 /// Hands `ctx` to the exception handler of `handle`'s loop, from any thread (through
-/// `call_soon_threadsafe`); logs it if that loop is closed.
+/// `call_soon_threadsafe`). If that loop is closed, or closes before the report's turn comes
+/// (`close` drops queued callbacks unrun), the report is logged instead of lost.
 fn report_to(handle: &LoopHandle, ctx: ExceptionContext) {
-    let message = ctx.message().to_owned();
-    let panic = ctx.panic_message().map(str::to_owned);
-    let sent = handle.call_soon_threadsafe(move || match evloop_core::running_loop() {
-        Some(lp) => lp.call_exception_handler(ctx),
-        None => tracing::error!(panic = ?ctx.panic_message(), "{}", ctx.message()),
+    let report = InFlight(Some(ctx));
+    let _ = handle.call_soon_threadsafe(move || {
+        let mut report = report;
+        if let (Some(lp), Some(ctx)) = (evloop_core::running_loop(), report.0.take()) {
+            lp.call_exception_handler(ctx);
+        }
     });
-    if sent.is_err() {
-        tracing::error!(panic = ?panic, "{message} (in a job of a closed loop)");
+}
+
+/// A report on its way to a loop: dropped undelivered, it logs itself.
+struct InFlight(Option<ExceptionContext>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.0.take() {
+            tracing::error!(
+                panic = ?ctx.panic_message(),
+                "{} (in a job of a closed loop)",
+                ctx.message()
+            );
+        }
     }
 }
 
