@@ -6,6 +6,16 @@
 //! process's open fds are back to the baseline), `Server::wait_closed` returns and every
 //! `Task`/`TaskRef` awaiting a task resolves.
 //!
+//! The sites: a task's future (dropped after completing, cancelled on the loop or from
+//! another thread, left to the close, abandoned, spawned from another thread, created on a
+//! closed loop), a task's output (read, unread with the handle dropped on the loop, on another
+//! thread or after the close, detached), `call_soon` and `call_later` callbacks (run,
+//! cancelled, pending at the close, refused by a closed loop), `call_soon_threadsafe`
+//! closures (run, pending at the close, racing it, refused), `add_reader` callbacks
+//! (replaced, removed, removing themselves, left to the close), a loop extension, `Protocol`s
+//! (connection lost, open at the close) and `DatagramProtocol`s (closed, open at the close),
+//! and the default executor's jobs and results.
+//!
 //! The rounds alternate between `evloop::run` and a hand-driven `EventLoop`
 //! (`run_until_complete` then `close`, with and without `protocol::close_all`). The counts
 //! are exact, per site: every bomb created is dropped (none leaked), and every drop's panic
@@ -43,7 +53,7 @@ use std::time::{Duration, Instant};
 use bombs::*;
 use evloop::net::UdpSocket;
 use evloop::protocol::{self, DatagramProtocol, DatagramTransport, Protocol, Server, Transport};
-use evloop::{EventLoop, ExceptionContext, JoinError, LoopHandle, Task, TaskRef};
+use evloop::{EventLoop, ExceptionContext, JoinError, LoopHandle, RunInExecutor, Task, TaskRef};
 use evloop_stress::{Scale, open_fds, with_watchdog};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -266,6 +276,7 @@ fn record(_: &EventLoop, ctx: &ExceptionContext) {
     match ctx.panic_message().and_then(site_of) {
         Some(site) => {
             HANDLED[site as usize].fetch_add(1, SeqCst);
+            COUNTED.bump();
             if !message_fits(site, msg) {
                 unexpected(format!("{site:?} reported as {msg:?}"));
             }
@@ -286,6 +297,7 @@ fn message_fits(site: Site, msg: &str) -> bool {
         | TaskSpawned | TaskOnClosedLoop | OutputUnread | OutputUnreadRemote | OutputDetached
         | OutputAfterClose => msg.ends_with("panicked while being dropped"),
         OutputRead => msg == "Task exception was never retrieved",
+        ExecutorJob | ExecutorUnread => destructor || msg.ends_with("panicked while being dropped"),
         CallSoonRan | TimerRan => callback,
         Threadsafe => callback || destructor,
         _ => destructor,
@@ -319,7 +331,7 @@ fn created_per_round(site: Site, mode: Mode) -> u64 {
         Threadsafe | TaskSpawned => 2 * FLOOD,
         ReaderReplaced | ReaderRemoved | ReaderSelfRemoved | ReaderAtClose | Extension
         | DatagramClosed | DatagramAtClose | CallSoonOnClosed | TimerOnClosed
-        | ThreadsafeRefused => 1,
+        | ThreadsafeRefused | ExecutorRefused => 1,
         CallSoonAtClose | ThreadsafeAtClose => u64::from(mode != Mode::Run),
         _ => K,
     }
@@ -484,13 +496,23 @@ async fn plant(round: u64, tx: mpsc::Sender<Msg>, aw: mpsc::Sender<(TaskRef, Exp
     datagram_a.close();
     // Closing is asynchronous (as in asyncio): the protocols go in a later iteration, which
     // the loop must reach (a hand-driven close without `close_all` could only log them).
-    wait(round, "closed protocols dropped", async {
-        while dropped(Site::ProtocolLost) < K || dropped(Site::DatagramClosed) < 1 {
-            evloop::yield_now().await;
-        }
-    })
-    .await;
+    let closed = || dropped(Site::ProtocolLost) == K && dropped(Site::DatagramClosed) == 1;
+    wait(round, "closed protocols dropped", COUNTED.until(closed)).await;
     let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+
+    // The default executor's jobs.
+    for n in 0..K {
+        let b = Bomb::new(Site::ExecutorJob);
+        let t = lp.run_in_executor(move || b);
+        if n > 0 {
+            t.cancel();
+        }
+        let t = lp.run_in_executor(|| Bomb::new(Site::ExecutorUnread));
+        wait(round, "an executor job", async { drop(t.as_ref().await) }).await;
+    }
+    // Their reports come from the pool's threads: wait until the loop has them.
+    let reported = || handled(Site::ExecutorJob) == K && handled(Site::ExecutorUnread) == K;
+    wait(round, "the executor's reports", COUNTED.until(reported)).await;
 
     // Everything that must have happened before the end has.
     wait(round, "callbacks and timers", ran.reach(2 * K)).await;
@@ -571,6 +593,8 @@ fn round(i: u64, mode: Mode, baseline: usize) {
             .call_soon_threadsafe(bomb_cb(Site::ThreadsafeRefused))
             .is_err()
     );
+    let b = Bomb::new(Site::ExecutorRefused);
+    drop(lp.run_in_executor(move || b));
     for _ in 0..K {
         let t = lp.create_task(holding(Site::TaskOnClosedLoop, pending::<()>()));
         aw.send((t.as_ref(), Expect::Cancelled))

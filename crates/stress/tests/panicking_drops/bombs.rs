@@ -65,6 +65,12 @@ sites! {
     ProtocolAtClose = "protocol-at-close",
     DatagramClosed = "datagram-closed",
     DatagramAtClose = "datagram-at-close",
+    // The default executor: a job's closure returns its bomb (dropped unrun, or as a result
+    // nobody reads: cancelled before, while or after it ran); an unread output; a job
+    // refused by a closed loop.
+    ExecutorJob = "executor-job",
+    ExecutorUnread = "executor-unread",
+    ExecutorRefused = "executor-refused",
 }
 
 pub(crate) const MAX_SITES: usize = 40;
@@ -114,6 +120,7 @@ impl Bomb {
 impl Drop for Bomb {
     fn drop(&mut self) {
         DROPPED[self.0 as usize].fetch_add(1, SeqCst);
+        COUNTED.bump();
         if thread::panicking() {
             SKIPPED.fetch_add(1, SeqCst);
             return;
@@ -124,6 +131,10 @@ impl Drop for Bomb {
 
 pub(crate) fn dropped(site: Site) -> u64 {
     DROPPED[site as usize].load(SeqCst)
+}
+
+pub(crate) fn handled(site: Site) -> u64 {
+    HANDLED[site as usize].load(SeqCst)
 }
 
 /// A callback whose destructor panics.
@@ -190,7 +201,28 @@ impl Gauge {
             Poll::Pending
         })
     }
+
+    /// Waits until `cond` holds, checked again at each bump.
+    pub(crate) fn until<'a>(
+        &'a self,
+        cond: impl Fn() -> bool + 'a,
+    ) -> impl Future<Output = ()> + 'a {
+        poll_fn(move |cx| {
+            let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked under the lock that `bump` takes after its count changed: no lost wake.
+            if cond() {
+                return Poll::Ready(());
+            }
+            if !g.1.iter().any(|w| w.will_wake(cx.waker())) {
+                g.1.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
 }
+
+/// Bumped whenever a bomb is dropped or a report counted (wait on it with `until`).
+pub(crate) static COUNTED: std::sync::LazyLock<Gauge> = std::sync::LazyLock::new(Gauge::default);
 
 pub(crate) fn reset_counts() {
     for c in [&CREATED, &DROPPED, &HANDLED, &LOGGED] {
