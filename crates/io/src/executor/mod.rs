@@ -20,7 +20,7 @@ use std::task::{Poll, Waker};
 use std::thread::{self};
 
 use evloop_core::task::{Runnable, Schedule};
-use evloop_core::{EventLoop, ExceptionContext, LoopHandle, Task, TaskRef};
+use evloop_core::{EventLoop, ExceptionContext, LoopHandle, Task, TaskId, TaskRef};
 
 use pool::{Job, SHUTDOWN_TIMEOUT, lock};
 pub use pool::{ThreadPool, ThreadPoolBuilder};
@@ -91,6 +91,8 @@ struct Slot<T> {
 /// The job's end of the slot: dropping it unfilled marks the job abandoned.
 struct Completer<T> {
     slot: Arc<Mutex<Slot<T>>>,
+    /// Where a panicking destructor of the job's closure or unread result is reported.
+    handle: LoopHandle,
 }
 
 impl<T> Drop for Completer<T> {
@@ -114,8 +116,16 @@ struct Receiver<T> {
 }
 
 impl<T> Drop for Receiver<T> {
+    /// A result that arrived but was never read is dropped here, on the loop, inside the
+    /// task's future (whose panicking destructor the task core reports), not with the slot,
+    /// which may go last on a pool thread.
     fn drop(&mut self) {
-        lock(&self.slot).cancelled = true;
+        let unread = {
+            let mut slot = lock(&self.slot);
+            slot.cancelled = true;
+            slot.result.take()
+        };
+        drop(unread);
     }
 }
 
@@ -141,15 +151,64 @@ impl Schedule for OnLoop {
         let ctx = ExceptionContext::new("Future exception was never retrieved")
             .with_task(task)
             .with_panic(payload);
-        let sent = self
-            .handle
-            .call_soon_threadsafe(move || match evloop_core::running_loop() {
-                Some(lp) => lp.call_exception_handler(ctx),
-                None => tracing::error!(panic = ?ctx.panic_message(), "{}", ctx.message()),
-            });
-        if sent.is_err() {
-            tracing::error!("Future exception was never retrieved (in a job of a closed loop)");
+        report_to(&self.handle, ctx);
+    }
+
+    fn destructor_panicked(&self, task: TaskId, payload: Box<dyn std::any::Any + Send>) {
+        let ctx = ExceptionContext::new(format!(
+            "Task-{task}'s future or output panicked while being dropped"
+        ))
+        .with_panic(payload);
+        report_to(&self.handle, ctx);
+    }
+}
+
+/// Hands `ctx` to the exception handler of `handle`'s loop, from any thread (through
+/// `call_soon_threadsafe`). If that loop is closed, or closes before the report's turn comes
+/// (`close` drops queued callbacks unrun), the report is logged instead of lost.
+fn report_to(handle: &LoopHandle, ctx: ExceptionContext) {
+    let report = InFlight(Some(ctx));
+    let _ = handle.call_soon_threadsafe(move || {
+        let mut report = report;
+        if let (Some(lp), Some(ctx)) = (evloop_core::running_loop(), report.0.take()) {
+            lp.call_exception_handler(ctx);
         }
+    });
+}
+
+/// A report on its way to a loop: dropped undelivered, it logs itself.
+struct InFlight(Option<ExceptionContext>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.0.take() {
+            tracing::error!(
+                panic = ?ctx.panic_message(),
+                "{} (in a job of a closed loop)",
+                ctx.message()
+            );
+        }
+    }
+}
+
+fn job_destructor_panic(payload: Box<dyn std::any::Any + Send>) -> ExceptionContext {
+    ExceptionContext::new("Exception in the destructor of a run_in_executor job")
+        .with_panic(payload)
+}
+
+/// Drops part of a job (its closure, its unread result) off the loop: a panicking
+/// destructor is reported to the loop instead of being lost on the pool thread.
+fn drop_reported<V>(handle: &LoopHandle, value: V) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        report_to(handle, job_destructor_panic(payload));
+    }
+}
+
+/// Drops a job the executor refused, on the loop's thread: a panicking destructor goes to
+/// the handler instead of unwinding into the caller of `run_in_executor`.
+fn drop_refused<V>(lp: &EventLoop, value: V) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        lp.call_exception_handler(job_destructor_panic(payload));
     }
 }
 
@@ -164,7 +223,10 @@ where
         abandoned: false,
         cancelled: false,
     }));
-    let completer = Completer { slot: slot.clone() };
+    let completer = Completer {
+        slot: slot.clone(),
+        handle: lp.handle(),
+    };
     let receiver = Receiver { slot };
     // The task's own view, so it can cancel itself if the job is abandoned.
     let me: Arc<OnceLock<TaskRef>> = Arc::default();
@@ -206,12 +268,14 @@ where
     );
     if lp.is_closed() {
         drop(runnable); // cancels the task
+        drop_refused(lp, (completer, f));
         return task;
     }
     let _ = me.set(task.as_ref());
     let job: Job = Box::new(move || run_job(completer, f));
-    if pool.submit(job).is_err() {
+    if let Err(job) = pool.submit(job) {
         drop(runnable);
+        drop_refused(lp, job);
         return task;
     }
     // The first poll (on the loop) registers the task's waker with the slot.
@@ -223,14 +287,21 @@ where
 /// back (waking the task, which wakes its loop).
 fn run_job<T, F: FnOnce() -> T>(completer: Completer<T>, f: F) {
     if lock(&completer.slot).cancelled {
+        drop_reported(&completer.handle, f);
         return;
     }
     let result = catch_unwind(AssertUnwindSafe(f));
-    let waker = {
+    let (waker, unread) = {
         let mut slot = lock(&completer.slot);
-        slot.result = Some(result);
-        slot.waker.take()
+        if slot.cancelled {
+            // Cancelled while it ran: nobody will read the result.
+            (None, Some(result))
+        } else {
+            slot.result = Some(result);
+            (slot.waker.take(), None)
+        }
     };
+    drop_reported(&completer.handle, unread);
     if let Some(w) = waker {
         w.wake();
     }
@@ -254,7 +325,10 @@ pub trait RunInExecutor {
     ///
     /// Cancelling the task before `f` started means `f` never runs; once it runs, it runs to
     /// the end (a thread cannot be interrupted) and its result is dropped. After the executor
-    /// was shut down (or the loop closed) the task is cancelled at once.
+    /// was shut down (or the loop closed) the task is cancelled at once. A closure dropped
+    /// unrun or a result dropped unread whose destructor panics is reported to the loop's
+    /// exception handler ("Exception in the destructor of a run_in_executor job"; logged if
+    /// the loop is closed by then), never unwound into the caller.
     fn run_in_executor<T, F>(&self, f: F) -> Task<T>
     where
         F: FnOnce() -> T + Send + 'static,
