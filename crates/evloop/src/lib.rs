@@ -148,3 +148,8 @@ pub use time::{
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The code blocks of the asyncio guide (`docs/asyncio.md`), run as doc-tests likewise.
+#[doc = include_str!("../../../docs/asyncio.md")]
+#[cfg(doctest)]
+pub struct AsyncioGuideDoctests;
