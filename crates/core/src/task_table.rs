@@ -1,18 +1,18 @@
 //! `TaskTable`: the loop's tasks that have not ended, in a slab.
 //!
-//! The loop holds a `TaskRef` to each of its tasks until it ends, so that `all_tasks()` and
+//! The loop holds a reference (a `TaskPtr`: one pointer) to each of its tasks until it ends, so that `all_tasks()` and
 //! `close()` can find them and so that an unfinished future's last reference is never dropped
 //! off the loop's thread. A slot index is stored in the task's tag word, which makes insert and
 //! remove O(1) without hashing.
 
-use crate::task::{Runnable, TaskId, TaskRef};
+use crate::task::{Runnable, TaskId, TaskPtr, TaskRef};
 
 /// Above this many slots an empty table gives its memory back.
 const KEEP_SLOTS: usize = 1024;
 
 #[derive(Default)]
 pub(crate) struct TaskTable {
-    slots: Vec<Option<TaskRef>>,
+    slots: Vec<Option<TaskPtr>>,
     free: Vec<usize>,
     len: usize,
 }
@@ -20,7 +20,7 @@ pub(crate) struct TaskTable {
 impl TaskTable {
     /// Registers the task of `runnable` and records its slot in the task's tag.
     pub(crate) fn insert(&mut self, runnable: &Runnable) {
-        let task = Some(runnable.task_ref());
+        let task = Some(runnable.task_ptr());
         let slot = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = task;
@@ -38,7 +38,7 @@ impl TaskTable {
     }
 
     /// Removes the task `id` registered at `slot`, if it is there.
-    pub(crate) fn remove(&mut self, slot: u32, id: TaskId) -> Option<TaskRef> {
+    pub(crate) fn remove(&mut self, slot: u32, id: TaskId) -> Option<TaskPtr> {
         let slot = usize::try_from(slot).ok()?;
         let entry = self.slots.get_mut(slot)?;
         if entry.as_ref().is_none_or(|t| t.id() != id) {
@@ -55,7 +55,7 @@ impl TaskTable {
     }
 
     /// The registered tasks.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &TaskRef> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &TaskPtr> {
         self.slots.iter().flatten()
     }
 
@@ -66,6 +66,7 @@ impl TaskTable {
         std::mem::take(&mut self.slots)
             .into_iter()
             .flatten()
+            .map(TaskPtr::into_task_ref)
             .collect()
     }
 }
@@ -73,6 +74,15 @@ impl TaskTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_is_one_pointer() {
+        // A million pending tasks pay for their slot each: keep it a bare reference.
+        assert_eq!(
+            std::mem::size_of::<Option<TaskPtr>>(),
+            std::mem::size_of::<usize>()
+        );
+    }
     use crate::task::spawn;
 
     fn runnable() -> (Runnable, crate::task::Task<()>) {
@@ -94,7 +104,7 @@ mod tests {
         let (c, _tc) = runnable();
         table.insert(&c);
         assert_eq!(c.tag(), 0, "the freed slot is reused");
-        let ids: Vec<_> = table.iter().map(TaskRef::id).collect();
+        let ids: Vec<_> = table.iter().map(TaskPtr::id).collect();
         assert_eq!(ids, [c.id(), b.id()]);
         assert_eq!(table.take_all().len(), 2);
         assert_eq!(table.iter().count(), 0);

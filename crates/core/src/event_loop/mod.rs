@@ -101,7 +101,7 @@ impl EventLoop {
             .borrow()
             .iter()
             .filter(|t| !t.is_done())
-            .cloned()
+            .map(crate::task::TaskPtr::to_task_ref)
             .collect();
         tasks.sort_by_key(TaskRef::id);
         tasks

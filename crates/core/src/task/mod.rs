@@ -46,6 +46,7 @@ pub use join_error::JoinError;
 pub(crate) use join_error::panic_message;
 pub use join_handle::Task;
 pub use runnable::{Runnable, Schedule, Step};
+pub(crate) use task_ref::TaskPtr;
 pub use task_ref::TaskRef;
 
 use raw::TaskCell;

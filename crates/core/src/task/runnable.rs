@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use super::header::{Header, submit};
 use super::id::TaskId;
 use super::state::Scheduled;
-use super::task_ref::TaskRef;
+use super::task_ref::{TaskPtr, TaskRef};
 
 /// Where a woken task's `Runnable` goes: a scheduler's queue.
 ///
@@ -147,6 +147,13 @@ impl Runnable {
         self.header()
             .tag
             .store(tag, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The loop's task table entry for this task (a new reference).
+    pub(crate) fn task_ptr(&self) -> TaskPtr {
+        self.header().ref_inc();
+        // SAFETY: we just took the reference the TaskPtr owns.
+        unsafe { TaskPtr::from_raw(self.ptr) }
     }
 
     /// A type-erased handle to the task.

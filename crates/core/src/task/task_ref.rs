@@ -159,3 +159,54 @@ impl fmt::Debug for TaskRef {
             .finish()
     }
 }
+
+/// A counted reference to a task and nothing else: what the loop's task table holds for each
+/// live task (a `TaskRef` also has room for the waker it registers as an awaiter, which a
+/// million-entry table would pay for in every slot).
+pub(crate) struct TaskPtr {
+    ptr: NonNull<Header>,
+}
+
+impl TaskPtr {
+    /// # Safety
+    /// The caller transfers one reference to the task at `ptr`.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> TaskPtr {
+        TaskPtr { ptr }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the TaskPtr owns a reference.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The task's id.
+    pub(crate) fn id(&self) -> TaskId {
+        self.header().id
+    }
+
+    /// True once the task has ended.
+    pub(crate) fn is_done(&self) -> bool {
+        self.header().state() & COMPLETED != 0
+    }
+
+    /// A `TaskRef` of the same task (a new reference).
+    pub(crate) fn to_task_ref(&self) -> TaskRef {
+        self.header().ref_inc();
+        // SAFETY: we just took the reference the TaskRef owns.
+        unsafe { TaskRef::from_raw(self.ptr) }
+    }
+
+    /// This reference, as a `TaskRef`.
+    pub(crate) fn into_task_ref(self) -> TaskRef {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: our reference passes to the TaskRef (ManuallyDrop keeps us from releasing it).
+        unsafe { TaskRef::from_raw(this.ptr) }
+    }
+}
+
+impl Drop for TaskPtr {
+    fn drop(&mut self) {
+        // SAFETY: we own this reference.
+        unsafe { header::drop_ref(self.ptr) }
+    }
+}
