@@ -81,11 +81,9 @@ pub(crate) struct Shared {
     /// The loop is blocked (or about to block) in the reactor.
     pub(crate) parked: AtomicBool,
     pub(crate) closed: AtomicBool,
-    /// Set by `close()` once it has dropped everything else: from then on senders keep their
-    /// work and drop it themselves instead of pushing it (see `send`).
+    /// Set by `close()` once every task of the loop is done and its queues are drained: from
+    /// then on a sender drops what it sends itself (see `send`).
     pub(crate) sealed: AtomicBool,
-    /// Senders between their check of `sealed` and the end of their push (see `send`).
-    pub(crate) in_flight: AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) reactor: Reactor,
     /// Sleeps cancelled while in the timer heap (read by the heap to decide compaction).
@@ -101,7 +99,6 @@ impl Shared {
             parked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             reactor,
             sleeps_cancelled: Arc::default(),
@@ -118,44 +115,44 @@ impl Shared {
     ///
     /// A sender that checked `closed` before calling this can still lose the race against
     /// `close`, and an item pushed after `close`'s last drain would wait forever in a queue
-    /// nobody reads (a spawned task never resolving, a closure never run nor dropped). So the
-    /// push is fenced by a count of senders in flight:
+    /// nobody reads (a spawned task never resolving, a closure never run nor dropped). So:
     ///
-    /// - sender: `in_flight += 1`; `sealed.load()`: if set, `in_flight -= 1` and drop the
-    ///   item here; else push it, then `in_flight -= 1`
-    /// - `close`, after dropping everything else on the loop thread: `sealed.store(true)`;
-    ///   wait until `in_flight == 0`; drain the queue one last time, on the loop thread
+    /// - sender: `injector.push(item)`; `fence(SeqCst)`; `sealed.load()`: if set, pop the
+    ///   injector empty itself (`discard`)
+    /// - `close`: `sealed.store(true)`; `fence(SeqCst)`; drain the injector one last time
     ///
-    /// All four are SeqCst, so either the sender's increment comes before `close` reads the
-    /// count (and `close` waits for its push to end, then drains it), or the sender sees
-    /// `sealed` and never pushes. Only the loop thread ever pops the injector, so an item
-    /// left to `close` (a local task's runnable, a report) is dropped on the loop thread and
-    /// reaches its exception handler; only work sent after the loop is gone for good is
-    /// dropped by its sender (`discard`). The wait is bounded: no user code runs between
-    /// the increment and the decrement, only the push.
+    /// This is the store-buffering (Dekker) pattern: with a SeqCst fence between each side's
+    /// write and its read, either `close`'s last drain sees the item, or the sender sees
+    /// `sealed` and pops it (or both race to pop: the queue hands each item to one of them).
+    ///
+    /// Until `sealed`, only the loop thread pops the injector, so what is sent while the loop
+    /// closes (a local task's runnable woken from another thread, a report) is dropped there,
+    /// and reaches its exception handler. `close` seals only once every task of the loop is
+    /// done, and a runnable exists only for a task that is not: after the seal the queue holds
+    /// only work that may be dropped on any thread (closures, `Send` tasks' runnables, reports,
+    /// which are then logged). The same fence serves the park handshake (`wake_if_parked`), so
+    /// a send costs what it did before the handshake: one push, one fence, two loads.
     pub(crate) fn send(&self, item: Injected) {
         let item = match push_local(self.id, item) {
             Ok(()) => return,
             Err(item) => item,
         };
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.injector.push(item);
+        fence(Ordering::SeqCst);
         if self.sealed.load(Ordering::SeqCst) {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            discard(item);
+            while let Some(item) = self.injector.pop() {
+                discard(item);
+            }
             return;
         }
-        self.injector.push(item);
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.wake_if_parked();
+        self.notify_if_parked();
     }
 
-    /// `close`'s side of the handshake in `send`: after this, nobody pushes any more, and every
-    /// push that started before it has ended.
+    /// `close`'s side of the handshake in `send`, once every task of the loop is done: after
+    /// this and one more drain, whatever a sender pushes it drops itself.
     pub(crate) fn seal(&self) {
         self.sealed.store(true, Ordering::SeqCst);
-        while self.in_flight.load(Ordering::SeqCst) != 0 {
-            std::thread::yield_now();
-        }
+        fence(Ordering::SeqCst);
     }
 
     /// Pairs with the loop's `parked.store(true); fence; check queues` (a Dekker handshake):

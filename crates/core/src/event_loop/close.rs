@@ -38,8 +38,9 @@ impl EventLoop {
         // Every destructor below is contained on its own; this is the backstop for anything
         // else (say, a panicking tracing subscriber): the reactor is closed whatever happens.
         let released = catch_unwind(AssertUnwindSafe(|| self.release_all()));
-        // The handshake in `Shared::send`: after `seal`, nobody pushes any more and every
-        // push has ended, so this last drain leaves the queues empty for good.
+        // The handshake in `Shared::send`: every task is done now (`release_all` waited for
+        // them); after `seal`, a sender that pushes also pops, and this last drain takes what
+        // was pushed before, so the queues end empty for good.
         shared.seal();
         let drained = catch_unwind(AssertUnwindSafe(|| self.drain_queues()));
         self.reactor().close();
