@@ -128,6 +128,28 @@ where
     }
 }
 
+/// The task running on this thread's running loop (asyncio's `asyncio.current_task()`).
+///
+/// `Err(Error::NoRunningLoop)` when no loop is running on this thread (asyncio raises
+/// `RuntimeError: no running event loop`); `Ok(None)` when the loop runs something that is not
+/// a task: a callback, or — unlike asyncio, where `asyncio.run` wraps it in a task — the main
+/// future of [`run`] itself (spawn a task to get one).
+///
+/// ```
+/// evloop::run(async {
+///     assert!(evloop::current_task().unwrap().is_none(), "the main future is not a task");
+///     let task = evloop::spawn(async { evloop::current_task().unwrap().map(|t| t.id()) });
+///     let id = task.id();
+///     assert_eq!(task.await.unwrap(), Some(id));
+/// })?;
+/// assert!(evloop::current_task().is_err());
+/// # Ok::<(), evloop::Error>(())
+/// ```
+pub fn current_task() -> Result<Option<TaskRef>, Error> {
+    let lp = evloop_core::running_loop().ok_or(Error::NoRunningLoop)?;
+    Ok(lp.current_task())
+}
+
 // -- task utilities --
 mod task_group;
 mod task_util;

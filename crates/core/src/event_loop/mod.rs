@@ -93,6 +93,29 @@ impl EventLoop {
         task
     }
 
+    /// The task this loop is polling right now (asyncio's `current_task(loop)`): `Some` only
+    /// when called from inside one of its tasks while the loop runs; `None` in a callback,
+    /// outside the loop, and in the future given to `run_until_complete` (which is not a task).
+    ///
+    /// ```
+    /// use evloop_core::EventLoop;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// assert!(lp.current_task().is_none());
+    /// let probe = lp.clone();
+    /// let task = lp.create_task(async move { probe.current_task().map(|t| t.id()) });
+    /// let id = task.id();
+    /// assert_eq!(lp.run_until_complete(task)?.unwrap(), Some(id));
+    /// assert!(lp.current_task().is_none());
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn current_task(&self) -> Option<TaskRef> {
+        if !self.is_running() {
+            return None;
+        }
+        crate::task::current()
+    }
+
     /// The loop's tasks that have not ended, in creation order.
     pub fn all_tasks(&self) -> Vec<TaskRef> {
         let mut tasks: Vec<TaskRef> = self

@@ -26,6 +26,7 @@
 //! ```
 //! See `crates/core/examples/custom_runtime.rs` for a multi-threaded one.
 
+mod current;
 mod header;
 mod id;
 mod join_error;
@@ -41,6 +42,7 @@ mod tests;
 
 use std::future::Future;
 
+pub use current::current;
 pub use id::TaskId;
 pub use join_error::JoinError;
 pub(crate) use join_error::panic_message;

@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::{Context, Poll};
 
+use super::current::Polling;
 use super::header::{self, Header, TaskVTable, drop_ref, submit};
 use super::join_error::JoinError;
 use super::runnable::{Runnable, Schedule, Step};
@@ -160,6 +161,8 @@ where
         let waker = unsafe { header::borrowed_waker(ptr) };
         let mut cx = Context::from_waker(&waker);
         let polled = cell.stage(&token, |stage| {
+            // SAFETY: the runnable's reference outlives the guard (dropped with this closure).
+            let _current = unsafe { Polling::enter(ptr) };
             catch_unwind(AssertUnwindSafe(|| {
                 // SAFETY: the token makes the stage ours; the future lives in the heap cell and
                 // is never moved until dropped in place, so pinning it here is sound.

@@ -594,3 +594,31 @@ fn concurrent_wakes_from_four_threads() {
 // ---------------------------------------------------------------------------------------------
 // spawn_local.
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn current_is_the_task_being_polled_and_only_during_its_poll() {
+    let h = Harness::default();
+    assert!(super::super::current().is_none());
+    let (r, mut task) = h.spawn(async {
+        let outer = super::super::current().map(|t| t.id());
+        // A task run inline inside this poll (an inline scheduler) is current during its own
+        // poll, and this one is current again afterwards.
+        let (inner_r, inner) = spawn(
+            async { super::super::current().map(|t| t.id()) },
+            |_r: Runnable| {},
+        );
+        let inner_id = inner.id();
+        inner_r.run();
+        let again = super::super::current().map(|t| t.id());
+        (outer, inner, inner_id, again)
+    });
+    let id = task.id();
+    assert!(r.run());
+    let Poll::Ready(Ok((outer, mut inner, inner_id, again))) = poll_noop(&mut task) else {
+        panic!("the task finished");
+    };
+    assert_eq!(outer, Some(id));
+    assert_eq!(again, Some(id));
+    assert!(matches!(poll_noop(&mut inner), Poll::Ready(Ok(Some(i))) if i == inner_id));
+    assert!(super::super::current().is_none());
+}

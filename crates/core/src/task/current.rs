@@ -1,0 +1,56 @@
+//! The task being polled on this thread (`current()`, asyncio's `current_task()`).
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+
+use super::header::Header;
+use super::task_ref::TaskRef;
+
+thread_local! {
+    /// Set by the runner for the length of one poll of a task; `None` otherwise.
+    static CURRENT: Cell<Option<NonNull<Header>>> = const { Cell::new(None) };
+}
+
+/// Marks a task as the one being polled on this thread until dropped (restoring the previous
+/// one: a poll may run another task's poll inside it, e.g. with an inline scheduler).
+pub(crate) struct Polling(Option<NonNull<Header>>);
+
+impl Polling {
+    /// # Safety
+    /// The caller holds a reference to the task at `ptr` for as long as the guard lives.
+    #[inline]
+    pub(crate) unsafe fn enter(ptr: NonNull<Header>) -> Polling {
+        Polling(CURRENT.with(|c| c.replace(Some(ptr))))
+    }
+}
+
+impl Drop for Polling {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// The task whose future is being polled on this thread right now, if any: called from inside
+/// a task (directly or in anything it awaits), it is that task. Works for every runtime built
+/// on this task core, the event loop's tasks among them.
+///
+/// ```
+/// use evloop_core::EventLoop;
+///
+/// let lp = EventLoop::new()?;
+/// assert!(evloop_core::task::current().is_none());
+/// let task = lp.create_task(async { evloop_core::task::current().map(|t| t.id()) });
+/// let id = task.id();
+/// assert_eq!(lp.run_until_complete(task)?.unwrap(), Some(id));
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
+pub fn current() -> Option<TaskRef> {
+    let ptr = CURRENT.with(Cell::get)?;
+    // SAFETY: `CURRENT` holds a task only while its runner polls it, holding a reference
+    // (`Polling::enter`'s contract), and this code runs inside that poll.
+    let header = unsafe { ptr.as_ref() };
+    header.ref_inc();
+    // SAFETY: we just took the reference the TaskRef owns.
+    Some(unsafe { TaskRef::from_raw(ptr) })
+}
