@@ -278,3 +278,43 @@ fn a_panic_inside_a_task_destructor_on_cancel_is_contained() {
     assert!(matches!(out, Err(JoinError::Cancelled)), "{out:?}");
     assert_eq!(lp.run_until_complete(async { 1 }).unwrap(), 1);
 }
+
+/// asyncio: `task.cancel()` on a task that already failed returns False and marks the failure
+/// as retrieved (no "Task exception was never retrieved" when the task goes away).
+#[test]
+fn cancel_of_a_failed_task_marks_its_failure_retrieved() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let lp = EventLoop::new().unwrap();
+    let reports: Rc<RefCell<Vec<String>>> = Rc::default();
+    let seen = reports.clone();
+    lp.set_exception_handler(Some(
+        move |_: &EventLoop, ctx: &evloop_core::ExceptionContext| {
+            seen.borrow_mut().push(ctx.message().to_owned());
+        },
+    ));
+    let failed = lp.create_task(async {
+        if std::hint::black_box(true) {
+            panic!("boom");
+        }
+    });
+    let other = lp.create_task(async {
+        if std::hint::black_box(true) {
+            panic!("boom too");
+        }
+    });
+    lp.run_until_complete(evloop_core::sleep(&lp, std::time::Duration::from_millis(1)))
+        .unwrap();
+    assert!(failed.is_done() && other.is_done());
+    assert!(!failed.cancel());
+    drop(failed);
+    drop(other);
+    // The reports travel through the loop: one more iteration delivers them.
+    lp.run_until_complete(evloop_core::yield_now()).unwrap();
+    assert_eq!(
+        *reports.borrow(),
+        vec!["Task exception was never retrieved".to_owned()]
+    );
+    lp.close().unwrap();
+}

@@ -338,6 +338,11 @@ where
             // Nothing stored (or a leaked future that must stay where it is).
             return;
         }
+        if cell.header.state() & RETRIEVED != 0 {
+            // A `cancel()` after the end counts as having looked at the outcome: no report.
+            cell.drop_stage_in_place(&token);
+            return;
+        }
         // SAFETY: the token makes the stage ours.
         let panicked = cell.stage(&token, |s| match unsafe { &mut *s } {
             Stage::Finished(Err(JoinError::Panicked(_))) => {

@@ -48,8 +48,12 @@ pub(crate) const HANDED_BACK: usize = 1 << 9;
 /// A local future could not be dropped on its own thread: it stays where it is, and the cell is
 /// never freed (its memory is never reused while the pinned future lives in it).
 pub(crate) const LEAKED: usize = 1 << 10;
+/// `cancel()` was called on the task after it ended: a panic it ended with counts as
+/// retrieved, so it is not reported as "never retrieved" (asyncio's `cancel()` clears a done
+/// future's `_log_traceback` the same way).
+pub(crate) const RETRIEVED: usize = 1 << 11;
 /// One reference (waker, runnable, `Task`, `TaskRef`).
-pub(crate) const REFERENCE: usize = 1 << 11;
+pub(crate) const REFERENCE: usize = 1 << 12;
 /// The reference-count bits.
 pub(crate) const REF_MASK: usize = !(REFERENCE - 1);
 
@@ -241,6 +245,9 @@ impl State {
         let mut state = self.load();
         loop {
             if state & (COMPLETED | CLOSED) != 0 {
+                if state & RETRIEVED == 0 {
+                    self.word.fetch_or(RETRIEVED, AcqRel);
+                }
                 return (false, None);
             }
             if state & CANCEL_REQUESTED != 0 {

@@ -622,3 +622,26 @@ fn current_is_the_task_being_polled_and_only_during_its_poll() {
     assert!(matches!(poll_noop(&mut inner), Poll::Ready(Ok(Some(i))) if i == inner_id));
     assert!(super::super::current().is_none());
 }
+
+#[test]
+fn cancel_after_a_panic_marks_it_retrieved() {
+    // asyncio: `cancel()` on a done task returns False and clears its `_log_traceback`, so the
+    // exception is not reported as "never retrieved" when the task goes away.
+    let h = Harness::default();
+    let (runnable, task) = h.spawn(async {
+        if drops_never_zero() {
+            panic!("boom");
+        }
+    });
+    runnable.run();
+    let task_ref = task.as_ref();
+    assert!(!task_ref.cancel(), "a done task cannot be cancelled");
+    assert!(!task.cancel());
+    drop(task);
+    assert_eq!(
+        h.unhandled_count(),
+        0,
+        "reported although cancel() looked at it"
+    );
+    assert!(!task_ref.is_cancelled(), "it still ended by its panic");
+}
