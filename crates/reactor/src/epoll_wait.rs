@@ -31,10 +31,10 @@ pub(crate) struct Notifier {
 impl Notifier {
     pub(crate) fn new(poller: &Poller) -> io::Result<Notifier> {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        // SAFETY: `polling` requires the fd to be deleted from the poller before it is closed:
-        // `Notifier::deregister` does that, and `Os`'s `Drop` (the reactor's OS resources,
-        // dropped by `Reactor::close` or with the reactor) calls it before the `Notifier`
-        // (and so the fd) is dropped.
+        // `Os`'s `Drop` (the reactor's OS resources, dropped by `Reactor::close` or with the
+        // reactor) calls `Notifier::deregister` before the `Notifier`, and so the fd, is dropped.
+        // SAFETY: `polling` requires the fd to be deleted from the poller before it is closed,
+        // which `deregister` does, called as said above.
         unsafe { poller.add_with_mode(&fd, Event::readable(NOTIFY_KEY), PollMode::Edge)? };
         Ok(Notifier { fd })
     }

@@ -73,13 +73,13 @@ fn epoll_ctl_raw(
     if interest.has(Direction::Write) {
         events |= libc::EPOLLOUT as u32;
     }
+    // `fd` is a plain integer argument: `epoll_ctl` validates it and never dereferences
+    // anything through it, so a closed or reused number is an error code (or a registration of
+    // whatever file it names, which the callers' oneshot-and-serial discipline makes harmless),
+    // never memory unsafety. No ownership of, or borrow on, `fd` is claimed.
     let mut event = libc::epoll_event { events, u64: data };
-    // SAFETY: `watches` is an open epoll fd (borrowed for the call) and `event` is an
-    // initialised local that outlives the call, which only reads it. `fd` is a plain integer
-    // argument: `epoll_ctl` validates it and never dereferences anything through it, so a
-    // closed or reused number is an error code (or a registration of whatever file it names,
-    // which the callers' oneshot-and-serial discipline makes harmless), never memory unsafety.
-    // No ownership of, or borrow on, `fd` is claimed.
+    // SAFETY: `watches` is an open epoll fd (borrowed for the call), `event` an initialised
+    // local that outlives the call (which only reads it), `fd` an integer (see above).
     let rc = unsafe { libc::epoll_ctl(watches.as_raw_fd(), op, fd, &mut event) };
     if rc == 0 {
         Ok(())
