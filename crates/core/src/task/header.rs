@@ -10,6 +10,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
+use super::contain::{contain, dispose};
 use super::id::TaskId;
 use super::state::*;
 use super::sync::{AtomicPtr, AtomicU32, Mutex, RawCell, fence, lock};
@@ -237,14 +238,9 @@ impl Header {
 /// Runs `f`, an awaiter's waker being woken or dropped (the awaiter's code), containing a panic:
 /// it is logged, as the task core has nowhere else to report it.
 pub(crate) fn contain_waker(task: TaskId, f: impl FnOnce()) {
-    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    if let Some(payload) = contain(f) {
         tracing::error!(task = %task, "the waker of a task's awaiter panicked");
-        // Dropping the payload is user code too; a second panic there is forgotten.
-        if let Err(again) =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)))
-        {
-            std::mem::forget(again);
-        }
+        dispose(payload);
     }
 }
 

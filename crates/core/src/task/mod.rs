@@ -26,6 +26,7 @@
 //! ```
 //! See `crates/core/examples/custom_runtime.rs` for a multi-threaded one.
 
+mod contain;
 mod current;
 mod header;
 mod id;

@@ -8,13 +8,13 @@
 //! the task is handed back to its scheduler once, and if that fails too the cell is leaked
 //! whole, so the pinned memory is never reused.
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::{Context, Poll};
 
+use super::contain::{Payload, contain, contain_logged};
 use super::current::Polling;
 use super::header::{self, Header, TaskVTable, drop_ref, submit};
 use super::join_error::JoinError;
@@ -43,11 +43,6 @@ pub(crate) struct TaskCell<F: Future, S> {
 pub(crate) trait StageRight {}
 impl StageRight for FutureToken {}
 impl StageRight for OutputToken {}
-
-/// Runs `f`, containing a panic: the payload if it panicked.
-fn contain(f: impl FnOnce()) -> Option<Box<dyn Any + Send>> {
-    catch_unwind(AssertUnwindSafe(f)).err()
-}
 
 impl<F, S> TaskCell<F, S>
 where
@@ -103,12 +98,12 @@ where
         }
     }
 
-    fn report_destructor_panic(&self, payload: Box<dyn Any + Send>) {
+    fn report_destructor_panic(&self, payload: Payload) {
         let id = self.header.id;
-        if let Some(p) = contain(|| self.schedule.destructor_panicked(id, payload)) {
-            // The report itself panicked (or dropping the payload did): nothing left to tell.
-            std::mem::forget(p);
-        }
+        contain_logged(
+            || self.schedule.destructor_panicked(id, payload),
+            "a scheduler's destructor_panicked report",
+        );
     }
 
     /// # Safety
@@ -359,9 +354,10 @@ where
                 cell.header.ref_inc();
                 // SAFETY: we just took the reference the TaskRef owns.
                 let task = unsafe { TaskRef::from_raw(ptr) };
-                if let Some(p) = contain(|| cell.schedule.unhandled_panic(task, payload)) {
-                    std::mem::forget(p);
-                }
+                contain_logged(
+                    || cell.schedule.unhandled_panic(task, payload),
+                    "a scheduler's unhandled_panic report",
+                );
             }
             None => cell.drop_stage_in_place(&token),
         }
@@ -390,18 +386,13 @@ where
         let mut boxed = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
         // The scheduler's destructor is user code too, and so are the wakers `TaskRef` futures
         // left in the rare part.
-        let freed = contain(move || {
-            // SAFETY: we are freeing the task.
-            unsafe { boxed.header.free_parts() };
-            drop(boxed)
-        });
-        if let Some(p) = freed {
-            tracing::error!(
-                "a task's scheduler or an awaiter's waker panicked while being dropped"
-            );
-            if let Some(again) = contain(move || drop(p)) {
-                std::mem::forget(again);
-            }
-        }
+        contain_logged(
+            move || {
+                // SAFETY: we are freeing the task.
+                unsafe { boxed.header.free_parts() };
+                drop(boxed)
+            },
+            "dropping a task's scheduler or an awaiter's waker",
+        );
     }
 }
