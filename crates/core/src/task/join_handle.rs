@@ -147,10 +147,16 @@ impl<T> Future for Task<T> {
                 // Completed meanwhile: read the outcome.
                 continue;
             };
-            let waker = cx.waker().clone();
             let cell = header.join_slot(&slot);
-            // SAFETY: the token makes the slot ours.
-            cell.with_mut(|p| unsafe { *p = Some(waker) });
+            // SAFETY: the token makes the slot ours. A waker that would wake the same task stays
+            // (no clone, no drop: the common case of a task polled again by the same awaiter).
+            let replaced = cell.with_mut(|p| unsafe {
+                match &*p {
+                    Some(w) if w.will_wake(cx.waker()) => None,
+                    _ => (*p).replace(cx.waker().clone()),
+                }
+            });
+            drop(replaced);
             match header.state.publish_join_waker(slot) {
                 JoinRegister::Registered => return Poll::Pending,
                 JoinRegister::Completed(slot) => {
