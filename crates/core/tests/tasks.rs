@@ -5,6 +5,7 @@
 mod common;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -338,16 +339,14 @@ fn many_tasks_all_complete() {
     assert_eq!(sum.get(), 999 * 1000 / 2);
 }
 
+/// asyncio's `_fut_waiter` rule (issue 10): cancelling a task blocked on another task cancels
+/// that task too. Until then, dropping the outer task's future dropped the `Task` handle and
+/// left the inner task running.
 #[test]
-fn cancelling_a_task_that_awaits_another_leaves_the_other_running() {
+fn cancelling_a_task_that_awaits_another_cancels_the_other() {
     let lp = EventLoop::new().unwrap();
     let reports = record_exceptions(&lp);
-    let gate = Signal::default();
-    let g = gate.clone();
-    let inner = lp.create_task(async move {
-        g.wait().await;
-        "inner done"
-    });
+    let inner = lp.create_task(std::future::pending::<&str>());
     let inner_ref = inner.as_ref();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
@@ -355,18 +354,108 @@ fn cancelling_a_task_that_awaits_another_leaves_the_other_running() {
         let r = inner.await;
         l.borrow_mut().push(format!("{r:?}"));
     });
+    let outer_ref = outer.as_ref();
     run_one(&lp);
     assert!(outer.cancel());
-    run_one(&lp);
+    // When the outer task is done, the inner one is too (it was cancelled first).
+    let seen = lp
+        .run_until_complete(async move {
+            let _ = outer_ref.await;
+            inner_ref.is_done()
+        })
+        .unwrap();
+    assert!(
+        seen,
+        "the awaited task ends before its awaiter's awaiter resumes"
+    );
     assert!(outer.is_cancelled());
-    // The outer task's future (holding the inner Task handle) was dropped; dropping a Task
-    // does not cancel it.
-    assert!(!inner_ref.is_done());
-    gate.set();
-    lp.run_until_complete(inner_ref.clone()).unwrap().unwrap();
-    assert!(!inner_ref.is_cancelled());
     assert!(log.borrow().is_empty());
     assert!(reports.borrow().is_empty());
+}
+
+/// The chain goes all the way down: outer awaits middle awaits inner.
+#[test]
+fn cancelling_propagates_through_a_chain_of_awaited_tasks() {
+    let lp = EventLoop::new().unwrap();
+    let inner = lp.create_task(std::future::pending::<()>());
+    let inner_ref = inner.as_ref();
+    let middle = lp.create_task(inner);
+    let middle_ref = middle.as_ref();
+    let outer = lp.create_task(middle);
+    run_one(&lp);
+    run_one(&lp);
+    outer.cancel();
+    let out = lp.run_until_complete(outer).unwrap();
+    assert!(out.unwrap_err().is_cancelled());
+    lp.run_until_complete(async {}).unwrap();
+    assert!(middle_ref.is_cancelled());
+    assert!(inner_ref.is_cancelled());
+}
+
+/// Dropping a handle that was never awaited detaches, as before: the task runs on.
+#[test]
+fn dropping_a_handle_never_awaited_detaches() {
+    let lp = EventLoop::new().unwrap();
+    let gate = Signal::default();
+    let g = gate.clone();
+    let task = lp.create_task(async move {
+        g.wait().await;
+        1
+    });
+    let r = task.as_ref();
+    run_one(&lp);
+    drop(task);
+    run_one(&lp);
+    gate.set();
+    lp.run_until_complete(r.clone()).unwrap().unwrap();
+    assert!(!r.is_cancelled());
+}
+
+/// `detach()` lets a task run on even after its handle was awaited.
+#[test]
+fn detach_keeps_an_awaited_task_running() {
+    let lp = EventLoop::new().unwrap();
+    let gate = Signal::default();
+    let g = gate.clone();
+    let task = lp.create_task(async move {
+        g.wait().await;
+        1
+    });
+    let r = task.as_ref();
+    let outer = lp.create_task(async move {
+        let mut task = task;
+        // Poll it once (it is pending), then let it go.
+        let pending = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::pin::Pin::new(&mut task).poll(cx).is_pending())
+        })
+        .await;
+        task.detach();
+        pending
+    });
+    assert!(lp.run_until_complete(outer).unwrap().unwrap());
+    gate.set();
+    lp.run_until_complete(r.clone()).unwrap().unwrap();
+    assert!(!r.is_cancelled());
+}
+
+/// A handle that was awaited and then given up on (here: a poll, then a plain drop) cancels.
+#[test]
+fn dropping_an_awaited_handle_cancels_its_task() {
+    let lp = EventLoop::new().unwrap();
+    let task = lp.create_task(std::future::pending::<()>());
+    let r = task.as_ref();
+    let outer = lp.create_task(async move {
+        let mut task = task;
+        std::future::poll_fn(|cx| {
+            let _ = std::pin::Pin::new(&mut task).poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(task);
+    });
+    lp.run_until_complete(outer).unwrap().unwrap();
+    let out = lp.run_until_complete(r.clone()).unwrap();
+    assert!(out.unwrap_err().is_cancelled());
 }
 
 #[test]

@@ -151,8 +151,11 @@ pub fn current_task() -> Result<Option<TaskRef>, Error> {
 }
 
 // -- task utilities --
+mod shield;
 mod task_group;
 mod task_util;
+
+pub use shield::{Shield, shield};
 
 pub use evloop_macros::{main, test};
 pub use task_group::{TaskGroup, TaskGroupError};

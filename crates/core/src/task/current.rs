@@ -31,6 +31,12 @@ impl Drop for Polling {
     }
 }
 
+/// True if the task at `ptr` is the one being polled on this thread.
+#[inline]
+pub(crate) fn is_current(ptr: NonNull<Header>) -> bool {
+    CURRENT.with(Cell::get) == Some(ptr)
+}
+
 /// The task whose future is being polled on this thread right now, if any: called from inside
 /// a task (directly or in anything it awaits), it is that task. Works for every runtime built
 /// on this task core, the event loop's tasks among them.

@@ -38,6 +38,10 @@ pub(crate) struct TaskVTable {
 #[derive(Default)]
 struct Rare {
     name: Option<Box<str>>,
+    /// Cancel requests not withdrawn (asyncio's `cancelling()`).
+    cancel_requests: u32,
+    /// The message of the latest cancel request (asyncio's `cancel(msg)`).
+    cancel_message: Option<Box<str>>,
     /// Wakers of `TaskRef` futures, each with the number of those futures waiting with it.
     others: Vec<(Waker, usize)>,
 }
@@ -221,6 +225,57 @@ impl Header {
         lock(self.rare()).name = Some(name.into_boxed_str());
     }
 
+    /// The number of cancel requests not withdrawn (asyncio's `Task.cancelling()`).
+    pub(crate) fn cancelling(&self) -> u32 {
+        let p = self.rare.load(Ordering::Acquire);
+        if p.is_null() {
+            return 0;
+        }
+        // SAFETY: a non-null `rare` lives as long as the header.
+        lock(unsafe { &*p }).cancel_requests
+    }
+
+    /// Withdraws one cancel request (asyncio's `Task.uncancel()`) and returns how many are left.
+    /// When none is left and the request has not taken effect yet (the future is still there),
+    /// the task is not cancelled after all.
+    pub(crate) fn uncancel(&self) -> u32 {
+        let p = self.rare.load(Ordering::Acquire);
+        if p.is_null() {
+            return 0;
+        }
+        // SAFETY: a non-null `rare` lives as long as the header.
+        let mut rare = lock(unsafe { &*p });
+        rare.cancel_requests = rare.cancel_requests.saturating_sub(1);
+        if rare.cancel_requests == 0 {
+            // Under the lock, so that a concurrent `cancel` (which counts under it first)
+            // cannot have its request withdrawn by this one.
+            self.state.withdraw_cancel();
+            rare.cancel_message = None;
+        }
+        rare.cancel_requests
+    }
+
+    /// The message of the cancel request that ended the task, if it carried one.
+    pub(crate) fn cancel_message(&self) -> Option<String> {
+        let p = self.rare.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null `rare` lives as long as the header.
+        lock(unsafe { &*p })
+            .cancel_message
+            .as_deref()
+            .map(String::from)
+    }
+
+    /// The outcome "cancelled", with the request's message if it had one.
+    pub(crate) fn cancelled_error(&self) -> super::join_error::JoinError {
+        match self.cancel_message() {
+            Some(m) => super::join_error::JoinError::CancelledWith(m),
+            None => super::join_error::JoinError::Cancelled,
+        }
+    }
+
     /// Frees what the header owns besides its fields (the rare part).
     ///
     /// # Safety
@@ -299,15 +354,36 @@ unsafe fn wake(ptr: NonNull<Header>, by_val: bool) {
     }
 }
 
+/// Who asks for a cancellation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelBy {
+    /// A user's `cancel()`: one that comes after the end marks a panic the task ended with as
+    /// retrieved.
+    User,
+    /// A `Task` handle that was being awaited goes away (its awaiter was cancelled, or gave up).
+    AbandonedAwait,
+}
+
 /// Requests cancellation: the future is dropped at the task's next scheduling point.
-/// False if the task had already ended.
+/// False if the task had already ended. Every request is counted (asyncio's `cancelling()`)
+/// and `message` (asyncio's `cancel(msg)`) replaces the one a previous request left.
 ///
 /// # Safety
 /// `ptr` points to a live task (the caller holds a reference for the duration of the call).
-pub(crate) unsafe fn cancel(ptr: NonNull<Header>) -> bool {
+pub(crate) unsafe fn cancel(ptr: NonNull<Header>, by: CancelBy, message: Option<String>) -> bool {
     // SAFETY: the caller keeps the task alive.
     let header = unsafe { ptr.as_ref() };
-    let (took, scheduled) = header.state.cancel();
+    let (took, scheduled) = if header.state() & COMPLETED == 0 {
+        // Counted (and the message stored) before the request is visible, so that whoever sees
+        // the task end cancelled also sees the message; under the lock, so that the count and
+        // the `CANCEL_REQUESTED` bit change together (see `Header::uncancel`).
+        let mut rare = lock(header.rare());
+        rare.cancel_requests = rare.cancel_requests.saturating_add(1);
+        rare.cancel_message = message.map(String::into_boxed_str);
+        header.state.cancel(by == CancelBy::User)
+    } else {
+        header.state.cancel(by == CancelBy::User)
+    };
     if let Some(scheduled) = scheduled {
         // SAFETY: the transition gave us the right and the references; the runnable drops
         // the future when it runs (or is dropped).

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
-use super::header::{self, Header};
+use super::header::{self, CancelBy, Header};
 use super::id::TaskId;
 use super::join_error::JoinError;
-use super::state::{CANCELLED, CLOSED, COMPLETED, JoinRegister};
+use super::state::{CANCELLED, CLOSED, COMPLETED, JOIN_WAKER, JoinRegister};
 use super::task_ref::TaskRef;
 
 /// A handle to a spawned task: await it for `Result<T, JoinError>`.
@@ -63,9 +63,60 @@ impl<T> Task<T> {
     /// Requests cancellation: the future is dropped at the task's next scheduling point (never
     /// inside a poll) and awaiting the task gives `Err(JoinError::Cancelled)`.
     /// Returns `false` if the task had already ended.
+    ///
+    /// What the task was awaiting is cancelled with it: dropping the future drops the `Task`
+    /// handles it was awaiting, and an awaited handle dropped before its task ended cancels
+    /// that task (asyncio's rule; see [`Task`]).
     pub fn cancel(&self) -> bool {
         // SAFETY: our reference keeps the task alive for the call.
-        unsafe { header::cancel(self.ptr) }
+        unsafe { header::cancel(self.ptr, CancelBy::User, None) }
+    }
+
+    /// Like [`cancel`](Task::cancel), with a message that reaches the awaiter as
+    /// `Err(JoinError::CancelledWith(msg))` (asyncio's `task.cancel(msg)`). A later request
+    /// replaces the message.
+    ///
+    /// ```
+    /// let lp = evloop_core::EventLoop::new()?;
+    /// let task = lp.create_task(std::future::pending::<()>());
+    /// task.cancel_with("shutting down");
+    /// let err = lp.run_until_complete(task)?.unwrap_err();
+    /// assert!(err.is_cancelled());
+    /// assert_eq!(err.cancel_message(), Some("shutting down"));
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn cancel_with(&self, message: impl Into<String>) -> bool {
+        // SAFETY: our reference keeps the task alive for the call.
+        unsafe { header::cancel(self.ptr, CancelBy::User, Some(message.into())) }
+    }
+
+    /// The number of cancel requests made and not withdrawn (asyncio's `Task.cancelling()`).
+    pub fn cancelling(&self) -> u32 {
+        self.header().cancelling()
+    }
+
+    /// Withdraws one cancel request and returns how many are left (asyncio's
+    /// `Task.uncancel()`). When none is left and the cancellation has not taken effect yet (the
+    /// task's future has not been dropped), the task goes on as if it had not been cancelled.
+    ///
+    /// ```
+    /// let lp = evloop_core::EventLoop::new()?;
+    /// let task = lp.create_task(async { 7 });
+    /// task.cancel();
+    /// assert_eq!(task.cancelling(), 1);
+    /// assert_eq!(task.uncancel(), 0); // before the loop got to it: not cancelled after all
+    /// assert_eq!(lp.run_until_complete(task)?.unwrap(), 7);
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn uncancel(&self) -> u32 {
+        self.header().uncancel()
+    }
+
+    /// Lets the task run on without this handle, even if the handle was being awaited (a
+    /// dropped handle that was awaited cancels its task; one never polled detaches too).
+    pub fn detach(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        release_handle(this.ptr);
     }
 
     /// True once the task has ended (completed, panicked or cancelled).
@@ -134,6 +185,11 @@ impl<T> Future for Task<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let header = self.header();
+        if super::current::is_current(self.ptr) && header.state() & COMPLETED == 0 {
+            // It could only complete after this poll returned: asyncio's "Task cannot await on
+            // itself", an error for the awaiting code rather than a hang.
+            return Poll::Ready(Err(JoinError::AwaitedItself));
+        }
         loop {
             if let Some(token) = header.state.claim_output() {
                 let mut out: Option<Result<T, JoinError>> = None;
@@ -178,21 +234,35 @@ impl<T> futures_core::FusedFuture for Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        let header = self.header();
-        let dropped = header.state.drop_handle();
-        if let Some(slot) = dropped.join_slot {
-            // SAFETY: the token makes the slot ours.
-            let waker = header.join_slot(&slot).with_mut(|p| unsafe { (*p).take() });
-            // The waker is the awaiter's code: a panicking drop must not skip the releases below.
-            header::contain_waker(header.id, move || drop(waker));
+        let state = self.header().state();
+        if state & JOIN_WAKER != 0 && state & COMPLETED == 0 {
+            // Dropped while awaited: the awaiter was cancelled or gave up (a timeout, a dropped
+            // `gather`), and what it awaited is cancelled with it (asyncio's `_fut_waiter`).
+            // SAFETY: our reference keeps the task alive for the call.
+            unsafe { header::cancel(self.ptr, CancelBy::AbandonedAwait, None) };
         }
-        if let Some(output) = dropped.output {
-            // SAFETY: the token is the outcome's; our reference keeps the task alive.
-            unsafe { (header.vtable.drop_output)(self.ptr, output) };
-        }
-        // SAFETY: we own the handle's reference.
-        unsafe { header::drop_ref(self.ptr) }
+        release_handle(self.ptr);
     }
+}
+
+/// Gives up the handle of the task at `ptr`: its waker slot, an outcome nobody read, its
+/// reference.
+fn release_handle(ptr: NonNull<Header>) {
+    // SAFETY: the caller's handle owns a reference, released last.
+    let header = unsafe { ptr.as_ref() };
+    let dropped = header.state.drop_handle();
+    if let Some(slot) = dropped.join_slot {
+        // SAFETY: the token makes the slot ours.
+        let waker = header.join_slot(&slot).with_mut(|p| unsafe { (*p).take() });
+        // The waker is the awaiter's code: a panicking drop must not skip the releases below.
+        header::contain_waker(header.id, move || drop(waker));
+    }
+    if let Some(output) = dropped.output {
+        // SAFETY: the token is the outcome's; our reference keeps the task alive.
+        unsafe { (header.vtable.drop_output)(ptr, output) };
+    }
+    // SAFETY: we own the handle's reference.
+    unsafe { header::drop_ref(ptr) }
 }
 
 impl<T> fmt::Debug for Task<T> {

@@ -311,7 +311,7 @@ where
         let cell = unsafe { Self::cell(ptr) };
         let result = if cell.header.state() & CANCELLED != 0 {
             // Nothing is stored (the stage may even hold a leaked future): the bit is the outcome.
-            Err(JoinError::Cancelled)
+            Err(cell.header.cancelled_error())
         } else {
             // SAFETY: the token makes the stage ours; the output is not pinned, so moving it
             // out is fine.

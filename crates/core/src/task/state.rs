@@ -239,13 +239,15 @@ impl State {
     }
 
     /// A cancel request: whether it took (the task had not ended), and the runnable it created
-    /// for an idle task, whose run drops the future.
+    /// for an idle task, whose run drops the future. `retrieve`: a request that comes too late
+    /// marks a panic the task ended with as retrieved (a user's `cancel()`, not the handle's
+    /// own clean-up).
     #[inline]
-    pub(crate) fn cancel(&self) -> (bool, Option<Scheduled>) {
+    pub(crate) fn cancel(&self, retrieve: bool) -> (bool, Option<Scheduled>) {
         let mut state = self.load();
         loop {
             if state & (COMPLETED | CLOSED) != 0 {
-                if state & RETRIEVED == 0 {
+                if retrieve && state & RETRIEVED == 0 {
                     self.word.fetch_or(RETRIEVED, AcqRel);
                 }
                 return (false, None);
@@ -261,6 +263,22 @@ impl State {
             };
             match self.cas(state, new) {
                 Ok(_) => return (true, idle.then_some(Scheduled(PhantomData))),
+                Err(s) => state = s,
+            }
+        }
+    }
+
+    /// Takes back a cancel request that has not taken effect (asyncio's `uncancel()` down to
+    /// zero): the task goes on. A request the core made itself (a local task handed back to be
+    /// dropped on its thread) stays. A runnable the request created just polls the future once.
+    pub(crate) fn withdraw_cancel(&self) {
+        let mut state = self.load();
+        loop {
+            if state & (COMPLETED | HANDED_BACK) != 0 || state & CANCEL_REQUESTED == 0 {
+                return;
+            }
+            match self.cas(state, state & !CANCEL_REQUESTED) {
+                Ok(_) => return,
                 Err(s) => state = s,
             }
         }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 
-use super::header::{self, Header};
+use super::header::{self, CancelBy, Header};
 use super::id::TaskId;
 use super::join_error::JoinError;
 use super::state::*;
@@ -40,10 +40,27 @@ impl TaskRef {
     }
 
     /// Requests cancellation; the future is dropped at the task's next scheduling point.
-    /// Returns `false` if the task had already ended.
+    /// Returns `false` if the task had already ended. See [`Task::cancel`](super::Task::cancel).
     pub fn cancel(&self) -> bool {
         // SAFETY: our reference keeps the task alive for the call.
-        unsafe { header::cancel(self.ptr) }
+        unsafe { header::cancel(self.ptr, CancelBy::User, None) }
+    }
+
+    /// Requests cancellation with a message; see [`Task::cancel_with`](super::Task::cancel_with).
+    pub fn cancel_with(&self, message: impl Into<String>) -> bool {
+        // SAFETY: our reference keeps the task alive for the call.
+        unsafe { header::cancel(self.ptr, CancelBy::User, Some(message.into())) }
+    }
+
+    /// The number of cancel requests not withdrawn; see
+    /// [`Task::cancelling`](super::Task::cancelling).
+    pub fn cancelling(&self) -> u32 {
+        self.header().cancelling()
+    }
+
+    /// Withdraws one cancel request; see [`Task::uncancel`](super::Task::uncancel).
+    pub fn uncancel(&self) -> u32 {
+        self.header().uncancel()
     }
 
     /// True once the task has ended (completed, panicked or cancelled).
@@ -80,9 +97,9 @@ impl TaskRef {
         }
     }
 
-    fn outcome(state: usize) -> Result<(), JoinError> {
+    fn outcome(&self, state: usize) -> Result<(), JoinError> {
         if state & CANCELLED != 0 {
-            Err(JoinError::Cancelled)
+            Err(self.header().cancelled_error())
         } else if state & PANICKED != 0 {
             Err(JoinError::Panicked(Box::new(String::from("task panicked"))))
         } else {
@@ -97,9 +114,13 @@ impl Future for TaskRef {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let state = this.header().state();
+        if state & COMPLETED == 0 && super::current::is_current(this.ptr) {
+            // As for `Task`: a task waiting for its own end would wait forever.
+            return Poll::Ready(Err(JoinError::AwaitedItself));
+        }
         if state & COMPLETED != 0 {
             this.stop_waiting();
-            return Poll::Ready(Self::outcome(state));
+            return Poll::Ready(this.outcome(state));
         }
         if let Some(w) = &this.waiting {
             if w.will_wake(cx.waker()) {
@@ -112,7 +133,7 @@ impl Future for TaskRef {
         this.waiting = Some(cx.waker().clone());
         if completed {
             this.stop_waiting();
-            return Poll::Ready(Self::outcome(this.header().state()));
+            return Poll::Ready(this.outcome(this.header().state()));
         }
         Poll::Pending
     }
