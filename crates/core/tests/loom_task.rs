@@ -549,3 +549,46 @@ fn a_task_ref_giving_up_while_the_task_completes_leaves_the_other_awaiter_woken(
         assert_eq!(take_output(task).unwrap(), 7);
     });
 }
+
+/// `uncancel()` withdrawing a request while the task runs: the task ends exactly once, with
+/// its output (the request was withdrawn in time) or cancelled, and its future is dropped once.
+#[test]
+fn an_uncancel_racing_the_run_withdraws_or_cancels_exactly_once() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        let task_ref = task.as_ref();
+        waker.wake();
+        let b = loom::thread::spawn(move || {
+            task_ref.cancel();
+            task_ref.uncancel()
+        });
+        run_until_done(&queue, &task);
+        assert_eq!(b.join().unwrap(), 0);
+        let out = take_output(task);
+        assert!(
+            matches!(out, Ok(7) | Err(evloop_core::JoinError::Cancelled)),
+            "{out:?}"
+        );
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(queue.lock().unwrap().is_empty());
+    });
+}
+
+/// A cancel request's message is published with the request: whoever sees the task end
+/// cancelled sees the message.
+#[test]
+fn a_cancel_message_reaches_whoever_sees_the_cancellation() {
+    model(|| {
+        let (queue, task, waker, drops) = started();
+        let task_ref = task.as_ref();
+        waker.wake();
+        let b = loom::thread::spawn(move || task_ref.cancel_with("stop"));
+        run_until_done(&queue, &task);
+        let cancelled = b.join().unwrap();
+        match take_output(task) {
+            Ok(v) => assert!(v == 7 && !cancelled),
+            Err(e) => assert_eq!(e.cancel_message(), Some("stop")),
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
