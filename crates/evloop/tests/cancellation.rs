@@ -573,6 +573,7 @@ fn test_yield_future_passes_cancel() {
 }
 
 #[test]
+#[allow(clippy::async_yields_async)] // the shield is made on the loop, awaited later
 fn test_shield_result() {
     let lp = EventLoop::new().unwrap();
     let inner = Gate::default();
@@ -590,6 +591,7 @@ fn test_shield_result() {
 
 /// asyncio's `set_exception` is a panic in the shielded task.
 #[test]
+#[allow(clippy::async_yields_async)] // the shield is made on the loop, awaited later
 fn test_shield_exception() {
     let lp = EventLoop::new().unwrap();
     lp.set_exception_handler(Some(|_: &EventLoop, _: &evloop::ExceptionContext| {}));
