@@ -41,6 +41,8 @@ pub(crate) struct LoopInner {
     slow_callback_duration: Cell<Duration>,
     pub(crate) fds: RefCell<FdWatchers>,
     pub(crate) extensions: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
+    /// New tasks start eagerly (`set_eager_tasks`).
+    pub(crate) eager_tasks: Cell<bool>,
 }
 
 /// One event loop (asyncio's `AbstractEventLoop`).
@@ -101,6 +103,7 @@ impl EventLoop {
                 slow_callback_duration: Cell::new(Duration::from_millis(100)),
                 fds: RefCell::new(FdWatchers::default()),
                 extensions: RefCell::new(Vec::new()),
+                eager_tasks: Cell::new(false),
             }),
         })
     }

@@ -79,8 +79,8 @@
 
 pub use evloop_core::task as raw_task;
 pub use evloop_core::{
-    Error, EventLoop, ExceptionContext, Handle, JoinError, LoopHandle, Task, TaskId, TaskRef,
-    TimerHandle,
+    Error, EventLoop, ExceptionContext, Handle, JoinError, LoopHandle, Task, TaskBuilder, TaskId,
+    TaskLocal, TaskRef, TimerHandle,
 };
 pub use evloop_policy::{
     DefaultEventLoopPolicy, EventLoopPolicy, StrictEventLoopPolicy, get_event_loop,

@@ -19,6 +19,7 @@ pub(crate) const LAYERED: &[(&str, &[&str])] = &[("crates/core/src", CORE_LAYERS
 pub(crate) const CORE_LAYERS: &[&str] = &[
     "error",
     "task",
+    "task_local",
     "exception",
     "time",
     "quad_heap",
@@ -36,6 +37,7 @@ pub(crate) const CORE_LAYERS: &[&str] = &[
     "event_loop::fd_watch",
     "event_loop::run",
     "event_loop::close",
+    "event_loop::spawn",
     "event_loop",
 ];
 

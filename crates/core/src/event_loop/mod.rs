@@ -7,23 +7,24 @@
 mod close;
 mod fd_watch;
 mod run;
+mod spawn;
 
 use std::any::{Any, TypeId};
 use std::fmt;
-use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::handle::{Handle, TimerHandle};
 use crate::loop_handle::LoopHandle;
 use crate::loop_state::EventLoop;
-use crate::shared::LoopScheduler;
-use crate::task::{self, Task, TaskRef};
+use crate::task::TaskRef;
+use crate::task_local;
 use crate::time::deadline_after;
 use crate::timer_heap::{TimerAction, TimerCell};
 use crate::work::{CallbackCell, Work};
 
 pub use fd_watch::FdRegistration;
+pub use spawn::TaskBuilder;
 
 impl EventLoop {
     /// A `Send + Sync` handle for other threads.
@@ -32,10 +33,15 @@ impl EventLoop {
     }
 
     /// Runs `f` on the next iteration; callbacks run in the order they were scheduled.
-    /// On a closed loop this does nothing and the handle reads cancelled.
+    /// On a closed loop this does nothing and the handle reads cancelled. `f` runs in the
+    /// [`TaskLocal`](crate::TaskLocal) context of the code that scheduled it (asyncio copies
+    /// the current context into the handle); so do `call_later` and `call_at` callbacks.
     pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Handle {
         let name = std::any::type_name_of_val(&f);
-        let cell = Rc::new(CallbackCell::new(Box::new(f), name));
+        let cell = Rc::new(CallbackCell::new(
+            task_local::bind_callback(Box::new(f)),
+            name,
+        ));
         let handle = Handle { cell };
         if self.is_closed() {
             self.drop_caught(handle.cell.cancel(), name);
@@ -54,7 +60,8 @@ impl EventLoop {
     /// the order they were scheduled.
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
         let name = std::any::type_name_of_val(&f);
-        let cell = self.push_timer(when, TimerAction::Callback(Box::new(f)), name);
+        let f = task_local::bind_callback(Box::new(f));
+        let cell = self.push_timer(when, TimerAction::Callback(f), name);
         TimerHandle { cell }
     }
 
@@ -69,28 +76,6 @@ impl EventLoop {
             self.drop_caught(cell.cancel(), name);
         }
         cell
-    }
-
-    /// Schedules `fut` as a task on this loop (it starts on the next iteration) and returns its
-    /// handle. The future need not be `Send`; it always runs on this thread. On a closed loop
-    /// the task is cancelled at once.
-    pub fn create_task<F>(&self, fut: F) -> Task<F::Output>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        let scheduler = LoopScheduler {
-            shared: self.inner.shared.clone(),
-        };
-        let (runnable, task) = task::spawn_local(fut, scheduler);
-        tracing::trace!(task = runnable.id().as_u64(), "task created");
-        if self.is_closed() {
-            drop(runnable);
-        } else {
-            self.inner.tasks.borrow_mut().insert(&runnable);
-            self.push_ready(Work::Task(runnable));
-        }
-        task
     }
 
     /// The task this loop is polling right now (asyncio's `current_task(loop)`): `Some` only

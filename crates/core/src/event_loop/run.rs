@@ -264,7 +264,7 @@ impl EventLoop {
     }
 
     /// Polls a task once; returns its name when `named` (debug mode).
-    fn step_task(&self, r: Runnable, named: bool) -> std::borrow::Cow<'static, str> {
+    pub(super) fn step_task(&self, r: Runnable, named: bool) -> std::borrow::Cow<'static, str> {
         let (id, slot) = (r.id(), r.tag());
         let name = if named {
             r.task_ref().name().into()
