@@ -1,6 +1,7 @@
 //! CPython's `Lib/test/test_asyncio/test_events.py`, the cases about the loop itself, ported
 //! to evloop (names and expected values are CPython's; a comment says where Rust's shape
-//! forces another form). The network cases are in `events_net.rs`.
+//! forces another form). The network cases are in `events_net.rs`, PolicyTests and
+//! GetEventLoopTestsMixin in `events_policy.rs` (with the three of those left out).
 //!
 //! Left out of this port (test_events.py), each with the reason:
 //! - EventLoopTestsMixin:
@@ -42,12 +43,6 @@
 //!   test_timer_comparison (TimerHandle has no ordering: the heap order is the loop's).
 //! - AbstractEventLoopTests: test_not_implemented, test_not_implemented_async (an abstract
 //!   base class; Rust has none).
-//! - PolicyTests (test_event_loop_policy, test_get_event_loop, _calls_set_event_loop,
-//!   _after_set_none, _thread, test_new_event_loop, test_set_event_loop,
-//!   test_get_event_loop_policy, test_set_event_loop_policy) and GetEventLoopTestsMixin
-//!   (test_get_event_loop_new_process, test_get_event_loop_returns_running_loop,
-//!   test_get_event_loop_returns_running_loop2): the policy layer, not the loop (the policy
-//!   port, tests/policy.rs and evloop-policy's own tests).
 //! - TestServer.test_get_loop: Server has no get_loop; TestAbstractServer (test_close,
 //!   test_wait_closed, test_get_loop): an abstract base class.
 
