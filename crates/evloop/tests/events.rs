@@ -16,8 +16,6 @@
 //!     no connect_accepted_socket (docs/asyncio.md: not yet).
 //!   - test_create_server_multiple_hosts_ipv4, test_create_server_multiple_hosts_ipv6: mock
 //!     getaddrinfo/sockets, and a Server has one listening socket (no list of hosts).
-//!   - test_create_server_dual_stack: host=None (one socket per family) has no equivalent; a
-//!     Server listens on one address.
 //!   - test_create_unix_server_path_socket_error: path and sock together cannot be written in
 //!     Rust (create_unix_server takes a path; a bound listener goes through another function).
 //!   - test_internal_fds: selector-loop internals (_internal_fds, _csock, _ssock).
