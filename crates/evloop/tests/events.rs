@@ -27,13 +27,17 @@
 //!   - test_call_soon_threadsafe, test_call_soon_threadsafe_same_thread: held back, they fail
 //!     (evloop runs the call_soon callback before the earlier call_soon_threadsafe one: FIFO
 //!     across the two queues is being fixed in core/shared.rs); add them back with that fix.
-//! - SubprocessTestsMixin (test_subprocess_exec, _interactive, _shell, _exitcode,
-//!   _close_after_finish, _kill, _terminate, _send_signal, _stderr,
-//!   _stderr_redirect_to_stdout, _close_client_stream, _wait_no_same_group,
-//!   _exec_invalid_args, _shell_invalid_args): loop.subprocess_exec with a SubprocessProtocol
-//!   is not in evloop (evloop::process is the task-based API, covered by the process tests).
-//! - ProactorEventLoopTests' overrides (test_reader_callback_cancel, test_writer_callback_cancel
-//!   and the others): Windows only.
+//! - SubprocessTestsMixin (test_subprocess_exec, test_subprocess_interactive,
+//!   test_subprocess_shell, test_subprocess_exitcode, test_subprocess_close_after_finish,
+//!   test_subprocess_kill, test_subprocess_terminate, test_subprocess_send_signal,
+//!   test_subprocess_stderr, test_subprocess_stderr_redirect_to_stdout,
+//!   test_subprocess_close_client_stream, test_subprocess_wait_no_same_group,
+//!   test_subprocess_exec_invalid_args, test_subprocess_shell_invalid_args): loop.subprocess_exec
+//!   with a SubprocessProtocol is not in evloop (evloop::process, the task-based API, is
+//!   covered by the process tests).
+//! - ProactorEventLoopTests' overrides (test_reader_callback, test_reader_callback_cancel,
+//!   test_writer_callback, test_writer_callback_cancel, test_remove_fds_after_closing): Windows
+//!   only; KqueueEventLoopTests' test_read_pty_output and test_write_pty: macOS/BSD overrides.
 //! - HandleTests: test_handle_weakref (weakref), test_handle_repr, test_handle_repr_debug,
 //!   test_handle_source_traceback, test_coroutine_like_object_debug_formatting (Python repr and
 //!   tracebacks).

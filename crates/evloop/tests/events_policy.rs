@@ -137,7 +137,7 @@ fn test_set_event_loop_policy() -> TestResult {
 /// CPython's Policy whose get_event_loop raises TestError.
 struct FailingPolicy(DefaultEventLoopPolicy);
 
-fn test_error() -> Error {
+fn make_test_error() -> Error {
     Error::Io(io::Error::other("TestError"))
 }
 
@@ -147,7 +147,7 @@ fn is_test_error(res: &Result<EventLoop, Error>) -> bool {
 
 impl EventLoopPolicy for FailingPolicy {
     fn get_event_loop(&self) -> Result<EventLoop, Error> {
-        Err(test_error())
+        Err(make_test_error())
     }
     fn set_event_loop(&self, lp: Option<&EventLoop>) {
         self.0.set_event_loop(lp);
