@@ -140,6 +140,11 @@ fn test_create_server_stream_bittype() -> TestResult {
 
 #[test]
 fn test_create_server_ipv6() -> TestResult {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        // CPython skips these unless socket_helper.IPV6_ENABLED.
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return Ok(());
+    }
     // CPython uses asyncio.start_server; evloop's stream server is create_server.
     run(async {
         let srv = create_server(|| MyProto, "[::1]:0").await?;
@@ -174,6 +179,11 @@ fn test_create_connection_multiple() -> TestResult {
 
 #[test]
 fn test_create_datagram_endpoint_no_matching_family() -> TestResult {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        // CPython skips these unless socket_helper.IPV6_ENABLED.
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return Ok(());
+    }
     // asyncio checks the families itself and raises ValueError; evloop leaves it to the OS,
     // whose connect fails: an io::Error.
     let res = run(async {

@@ -396,6 +396,11 @@ fn test_create_server_addr_in_use() -> TestResult {
 
 #[test]
 fn test_create_server_dual_stack() -> TestResult {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        // CPython skips these unless socket_helper.IPV6_ENABLED.
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return Ok(());
+    }
     // asyncio's host=None binds one socket per family; evloop's Server has one socket, so
     // the dual stack is one IPv6 socket on [::] with IPV6_V6ONLY off (ListenOptions::only_v6),
     // which takes IPv4 clients as mapped addresses. CPython's retry on EADDRINUSE (it picks a

@@ -174,6 +174,11 @@ fn test_create_datagram_endpoint() -> TestResult {
 
 #[test]
 fn test_create_datagram_endpoint_ipv6() -> TestResult {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        // CPython skips these unless socket_helper.IPV6_ENABLED.
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return Ok(());
+    }
     basetest_create_datagram_endpoint("[::1]:0", "[::1]:0")
 }
 
