@@ -158,7 +158,10 @@ mod task_util;
 pub use shield::{Shield, shield};
 
 pub use evloop_macros::{main, test};
-pub use task_group::{TaskGroup, TaskGroupError};
+pub use task_group::{
+    JoinSet, SpawnError, TaskGroup, TaskGroupError, TaskGroupErrors, TaskScope, TaskSpawner,
+    join_set, task_group,
+};
 pub use task_util::{ReturnWhen, gather, wait, wait_timeout};
 
 // -- I/O, processes, signals, the thread pool, time: evloop-io --
