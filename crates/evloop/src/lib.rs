@@ -40,8 +40,8 @@
 //!   [`interval`]). It needs only the core, so a runtime of your own can use it without the
 //!   policy layer or [`run`].
 //! - This crate: [`run`] and [`Runner`] (asyncio.run / asyncio.Runner), [`spawn`]
-//!   (asyncio.create_task); task utilities ([`gather`], [`wait`], [`TaskGroup`]); the
-//!   macros [`main`] and [`test`].
+//!   (asyncio.create_task); task utilities ([`gather`], [`wait`], [`task_group`],
+//!   [`join_set`], [`TaskGroup`]); the macros [`main`] and [`test`].
 //!
 //! ## Current loop and running loop
 //!

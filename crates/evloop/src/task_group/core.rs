@@ -379,7 +379,7 @@ impl<E: 'static, O: 'static, F: Future, X> Future for ChildRun<E, O, F, X> {
         let dropped = this.slot.drop_future();
         let Some(core) = this.core.upgrade() else {
             // The group is gone (only if it ended inside this very poll).
-            if let Err(payload) = outcome.and(dropped.map(|()| ())) {
+            for payload in [outcome.err(), dropped.err()].into_iter().flatten() {
                 report(
                     "a task group child panicked after its group ended",
                     Some(payload),

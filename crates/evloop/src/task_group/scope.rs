@@ -72,7 +72,7 @@ use super::{Payload, SpawnError, TaskGroupError, TaskGroupErrors, report};
 ///             sleep(Duration::from_secs(60)).await;
 ///             Ok(())
 ///         });
-///         g.spawn(async { Err("boom".to_string()) });
+///         g.spawn(async { Err::<(), _>("boom".to_string()) });
 ///         sleep(Duration::from_secs(60)).await; // dropped here
 ///         Ok(())
 ///     })
