@@ -40,8 +40,8 @@
 //!   [`interval`]). It needs only the core, so a runtime of your own can use it without the
 //!   policy layer or [`run`].
 //! - This crate: [`run`] and [`Runner`] (asyncio.run / asyncio.Runner), [`spawn`]
-//!   (asyncio.create_task); task utilities ([`gather`], [`wait`], [`TaskGroup`]); the
-//!   macros [`main`] and [`test`].
+//!   (asyncio.create_task); task utilities ([`gather`], [`wait`], [`task_group`],
+//!   [`join_set`], [`TaskGroup`]); the macros [`main`] and [`test`].
 //!
 //! ## Current loop and running loop
 //!
@@ -158,7 +158,10 @@ mod task_util;
 pub use shield::{Shield, shield};
 
 pub use evloop_macros::{main, test};
-pub use task_group::{TaskGroup, TaskGroupError};
+pub use task_group::{
+    JoinSet, SpawnError, TaskGroup, TaskGroupError, TaskGroupErrors, TaskScope, TaskSpawner,
+    join_set, task_group,
+};
 pub use task_util::{ReturnWhen, gather, wait, wait_timeout};
 
 // -- I/O, processes, signals, the thread pool, time: evloop-io --

@@ -1,11 +1,14 @@
-//! `TaskGroup`: structured concurrency, asyncio's TaskGroup semantics.
+//! `TaskGroup`, and the `task_group`/`join_set` scopes: structured concurrency, asyncio's
+//! TaskGroup semantics (CPython's own cases are in `taskgroups.rs`).
 
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop::{TaskGroup, TaskGroupError, sleep, timeout, yield_now};
+use evloop::{
+    JoinError, TaskGroup, TaskGroupError, join_set, sleep, task_group, timeout, yield_now,
+};
 
 /// Runs `f` as `evloop::run` does: a fresh loop, closed afterwards.
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -262,4 +265,271 @@ fn children_may_borrow_nothing_but_share_rc_state() {
 fn spawn_outside_a_running_loop_panics() {
     let group = TaskGroup::<()>::new();
     group.spawn(async { Ok(()) });
+}
+
+/// Panics when dropped: a child or body whose cleanup fails.
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+#[test]
+fn a_cancelled_childs_destructor_panic_is_a_failure_of_the_group() {
+    block_on(async {
+        let group = TaskGroup::<String>::new();
+        group.spawn(async {
+            let _cleanup = PanicOnDrop("cleanup failed");
+            sleep(Duration::from_secs(60)).await;
+            Ok(())
+        });
+        yield_now().await; // the child starts
+        group.cancel();
+        let failures = group.wait().await.expect_err("the cleanup panicked");
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].panic_message(), Some("cleanup failed"));
+    });
+}
+
+#[test]
+fn the_scope_returns_the_body_value_once_every_child_has_ended() {
+    let probe = Probe::default();
+    let p = probe.clone();
+    block_on(async move {
+        let start = Instant::now();
+        let value = task_group(async |g| {
+            g.spawn(p.child(20));
+            g.spawn(p.child(10));
+            Ok::<_, String>("body done")
+        })
+        .await;
+        assert_eq!(value.expect("the body value"), "body done");
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert!(p.completed.get());
+        assert_eq!(p.dropped.get(), 2);
+    });
+}
+
+#[test]
+fn an_err_from_the_body_cancels_the_children_and_is_returned() {
+    let probe = Probe::default();
+    let p = probe.clone();
+    block_on(async move {
+        let parse = |s: &str| s.parse::<u32>().map_err(|e| e.to_string());
+        let errors = task_group(async |g| {
+            let child = g.spawn(p.child(60_000));
+            yield_now().await;
+            let n = parse("not a number")?; // leaves the scope early
+            child.cancel();
+            Ok(n)
+        })
+        .await
+        .expect_err("the body failed");
+        assert_eq!(
+            errors.failures().collect::<Vec<_>>(),
+            [&"invalid digit found in string".to_string()]
+        );
+        // When the scope returned, the child had been cancelled and dropped.
+        assert_eq!(p.dropped.get(), 1);
+        assert!(!p.completed.get());
+    });
+}
+
+#[test]
+fn a_panic_in_the_body_cancels_the_children_and_is_returned() {
+    let probe = Probe::default();
+    let p = probe.clone();
+    block_on(async move {
+        let errors = task_group(async |g| {
+            g.spawn(p.child(60_000));
+            yield_now().await;
+            if true {
+                panic!("body exploded");
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .expect_err("the body panicked");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors.errors()[0].panic_message(), Some("body exploded"));
+        assert_eq!(p.dropped.get(), 1);
+    });
+}
+
+#[test]
+fn a_failing_child_cancels_the_body_at_its_await() {
+    block_on(async {
+        let body_reached_the_end = Rc::new(Cell::new(false));
+        let end = body_reached_the_end.clone();
+        let start = Instant::now();
+        let errors = task_group(async |g| {
+            g.spawn(async {
+                sleep(Duration::from_millis(5)).await;
+                Err::<(), _>("child failed".to_string())
+            });
+            sleep(Duration::from_secs(60)).await;
+            end.set(true);
+            Ok(())
+        })
+        .await
+        .expect_err("a child failed");
+        assert!(start.elapsed() < Duration::from_secs(60));
+        assert!(!body_reached_the_end.get());
+        assert_eq!(
+            errors.to_string(),
+            "1 error in the task group: task failed: child failed"
+        );
+    });
+}
+
+#[test]
+fn errors_keep_their_order_and_display_them_all() {
+    block_on(async {
+        let errors = task_group(async |g| {
+            // Both fail in the same iteration, before the group's cancellation reaches them.
+            g.spawn(async { Err::<(), _>("first".to_string()) });
+            g.spawn(async {
+                if true {
+                    panic!("second");
+                }
+                Ok(())
+            });
+            sleep(Duration::from_secs(60)).await;
+            Ok(())
+        })
+        .await
+        .expect_err("two failures");
+        assert_eq!(
+            errors.to_string(),
+            "2 errors in the task group: task failed: first; task panicked: second"
+        );
+        assert_eq!(errors.panics().count(), 1);
+        let kinds: Vec<bool> = errors.into_iter().map(|e| e.is_panic()).collect();
+        assert_eq!(kinds, [false, true]);
+    });
+}
+
+#[test]
+fn dropping_the_scope_future_drops_every_child_before_it_returns() {
+    let probe = Probe::default();
+    let p = probe.clone();
+    block_on(async move {
+        let mut children = Vec::new();
+        let scope = task_group(async |g| {
+            children.push(g.spawn(p.child(60_000)));
+            children.push(g.spawn(p.child(60_000)));
+            sleep(Duration::from_secs(60)).await;
+            Ok::<_, String>(())
+        });
+        // The timeout drops the scope future (as cancelling the enclosing task would).
+        assert!(timeout(Duration::from_millis(10), scope).await.is_err());
+        // Synchronously: both futures were dropped before the drop returned.
+        assert_eq!(p.dropped.get(), 2);
+        // Their tasks end (cancelled) at their next scheduling point.
+        for child in children {
+            assert!(child.await.expect_err("cancelled").is_cancelled());
+        }
+        assert!(!p.completed.get());
+    });
+}
+
+#[test]
+fn join_next_returns_outcomes_as_the_children_finish() {
+    block_on(async {
+        let seen = join_set(async |set| {
+            assert!(set.join_next().await.is_none(), "empty at first");
+            for ms in [30u64, 10, 20] {
+                set.spawn(async move {
+                    sleep(Duration::from_millis(ms)).await;
+                    ms
+                });
+            }
+            let cancelled = set.spawn(async {
+                sleep(Duration::from_secs(60)).await;
+                0
+            });
+            cancelled.cancel();
+            assert_eq!(set.len(), 4);
+            let mut seen = Vec::new();
+            while let Some(outcome) = set.join_next().await {
+                seen.push(outcome.map_err(|e| e.is_cancelled()));
+            }
+            assert!(set.is_empty());
+            Ok::<_, String>(seen)
+        })
+        .await
+        .expect("no failure");
+        assert_eq!(seen, [Err(true), Ok(10), Ok(20), Ok(30)]);
+    });
+}
+
+#[test]
+fn join_set_children_may_return_err_as_a_plain_value() {
+    block_on(async {
+        let out = join_set(async |set| {
+            set.spawn(async { "x".parse::<u8>().map_err(|_| "not a number") });
+            let first = set.join_next().await;
+            Ok::<_, ()>(first)
+        })
+        .await
+        .expect("an Err child is no failure");
+        assert!(matches!(out, Some(Ok(Err("not a number")))));
+    });
+}
+
+#[test]
+fn a_panicking_join_set_child_cancels_the_body_and_the_siblings() {
+    let probe = Probe::default();
+    let p = probe.clone();
+    block_on(async move {
+        let errors = join_set(async |set| {
+            let sibling = p.child(60_000);
+            set.spawn(async move { sibling.await.unwrap_or(0) });
+            set.spawn(async {
+                yield_now().await;
+                panic!("join set child exploded")
+            });
+            // Cancelled inside this call: a panic never comes out of join_next.
+            let first: Option<Result<u64, JoinError>> = set.join_next().await;
+            unreachable!("the body was cancelled, got {first:?}");
+            #[allow(unreachable_code)]
+            Ok::<(), String>(())
+        })
+        .await
+        .expect_err("a child panicked");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors.errors()[0].panic_message(),
+            Some("join set child exploded")
+        );
+        assert_eq!(p.dropped.get(), 1);
+        assert!(!p.completed.get());
+    });
+}
+
+#[test]
+fn join_set_cancel_stops_the_rest_without_failure() {
+    block_on(async {
+        let outcomes = join_set(async |set| {
+            set.spawn(async { 1 });
+            for _ in 0..2 {
+                set.spawn(async {
+                    sleep(Duration::from_secs(60)).await;
+                    2
+                });
+            }
+            let first = set.join_next().await;
+            set.cancel();
+            let mut rest = Vec::new();
+            while let Some(outcome) = set.join_next().await {
+                rest.push(outcome.map_err(|e| e.is_cancelled()));
+            }
+            Ok::<_, ()>((first.map(|r| r.ok()), rest))
+        })
+        .await
+        .expect("cancelling is no failure");
+        assert_eq!(outcomes, (Some(Some(1)), vec![Err(true), Err(true)]));
+    });
 }
