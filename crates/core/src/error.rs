@@ -28,6 +28,9 @@ pub enum Error {
     RunInRunningLoop,
     /// "interrupted by Ctrl-C"
     Interrupted,
+    /// "the main task was cancelled": the task that `run_until_complete` runs its future as was
+    /// cancelled (asyncio's `CancelledError` out of `run_until_complete`).
+    Cancelled,
     /// A reactor or OS failure.
     Io(io::Error),
 }
@@ -52,6 +55,7 @@ impl fmt::Display for Error {
                 f.write_str("run() cannot be called from a running event loop")
             }
             Error::Interrupted => f.write_str("interrupted by Ctrl-C"),
+            Error::Cancelled => f.write_str("the main task was cancelled"),
             Error::Io(e) => write!(f, "{e}"),
         }
     }

@@ -260,11 +260,14 @@ fn all_tasks_lists_exactly_the_tasks_not_done() {
     forever.cancel();
     run_one(&lp);
     assert!(lp.all_tasks().is_empty());
-    // The future of run_until_complete is not a task.
-    let n = lp
-        .run_until_complete(async { lp.all_tasks().len() })
+    // The future of run_until_complete runs as the main task (asyncio's `ensure_future`), and
+    // that task has ended when the run returns.
+    let (n, main) = lp
+        .run_until_complete(async { (lp.all_tasks().len(), lp.current_task().unwrap()) })
         .unwrap();
-    assert_eq!(n, 0);
+    assert_eq!(n, 1);
+    assert!(main.is_done() && !main.is_cancelled());
+    assert!(lp.all_tasks().is_empty());
 }
 
 #[test]

@@ -132,15 +132,16 @@ where
 ///
 /// `Err(Error::NoRunningLoop)` when no loop is running on this thread (asyncio raises
 /// `RuntimeError: no running event loop`); `Ok(None)` when the loop runs something that is not
-/// a task: a callback, or — unlike asyncio, where `asyncio.run` wraps it in a task — the main
-/// future of [`run`] itself (spawn a task to get one).
+/// a task: a callback. The future given to [`run`] (or `run_until_complete`) runs as the loop's
+/// main task, as in asyncio.
 ///
 /// ```
 /// evloop::run(async {
-///     assert!(evloop::current_task().unwrap().is_none(), "the main future is not a task");
+///     let main = evloop::current_task().unwrap().expect("run()'s future is the main task");
 ///     let task = evloop::spawn(async { evloop::current_task().unwrap().map(|t| t.id()) });
 ///     let id = task.id();
 ///     assert_eq!(task.await.unwrap(), Some(id));
+///     assert_ne!(main.id(), id);
 /// })?;
 /// assert!(evloop::current_task().is_err());
 /// # Ok::<(), evloop::Error>(())

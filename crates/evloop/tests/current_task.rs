@@ -139,9 +139,16 @@ fn test_current_task_with_implicit_loop() {
         let (a, b) = task.await.unwrap();
         assert_eq!(a, Some(id));
         assert_eq!(b, Some(id));
-        // Rust shape: `run()`'s main future is not a task (asyncio wraps it in one), so here,
-        // outside any spawned task, there is no current task.
-        assert!(evloop::current_task().unwrap().is_none());
+        // `run()`'s main future runs as a task, as in asyncio: outside the spawned task, the
+        // current task is the main one.
+        let main = evloop::current_task().unwrap().unwrap();
+        assert_ne!(main.id(), id);
+        assert!(
+            evloop::get_running_loop()
+                .unwrap()
+                .all_tasks()
+                .contains(&main)
+        );
     })
     .unwrap();
 }

@@ -35,6 +35,8 @@ pub(crate) const CORE_LAYERS: &[&str] = &[
     "handle",
     "sleep",
     "event_loop::fd_watch",
+    "event_loop::step",
+    "event_loop::main_task",
     "event_loop::run",
     "event_loop::close",
     "event_loop::spawn",

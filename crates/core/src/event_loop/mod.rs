@@ -6,8 +6,10 @@
 
 mod close;
 mod fd_watch;
+mod main_task;
 mod run;
 mod spawn;
+mod step;
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -79,8 +81,9 @@ impl EventLoop {
     }
 
     /// The task this loop is polling right now (asyncio's `current_task(loop)`): `Some` only
-    /// when called from inside one of its tasks while the loop runs; `None` in a callback,
-    /// outside the loop, and in the future given to `run_until_complete` (which is not a task).
+    /// when called from inside one of its tasks while the loop runs — the future given to
+    /// `run_until_complete` among them, which runs as the loop's main task; `None` in a
+    /// callback and outside the loop.
     ///
     /// ```
     /// use evloop_core::EventLoop;

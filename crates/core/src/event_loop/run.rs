@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use evloop_reactor::coop;
 
+use super::main_task::MainTask;
 use crate::error::Error;
 use crate::loop_state::EventLoop;
 use crate::running::RunningGuard;
 use crate::shared::Shared;
-use crate::task::{Runnable, Step};
 use crate::timer_heap::Due;
 use crate::work::{Injected, Work};
 
@@ -66,6 +66,12 @@ impl EventLoop {
     /// callbacks run meanwhile. If [`stop`](EventLoop::stop) ends the run first:
     /// `Err(Error::StoppedBeforeComplete)`. A panic in `fut` propagates (the loop stays usable).
     ///
+    /// The future runs as the loop's *main task* (asyncio wraps it in a task too): while it
+    /// runs it is in [`all_tasks`](EventLoop::all_tasks) and is
+    /// [`current_task`](EventLoop::current_task) inside the future; cancelling it drops the
+    /// future and ends the run with `Err(Error::Cancelled)`. When the run returns, the main
+    /// task has ended: completed if the future did, else cancelled.
+    ///
     /// ```
     /// use evloop_core::EventLoop;
     ///
@@ -92,15 +98,29 @@ impl EventLoop {
         let waker = Waker::from(main.clone());
         main.wake_by_ref();
 
-        let mut fut = pin!(fut);
+        // The future runs as the loop's main task (see `main_task.rs`); it is dropped in place
+        // when it completes, when the task is cancelled, or when the run ends.
+        let mut fut = pin!(Some(fut));
+        let main_task = MainTask::start(self, waker.clone());
         let mut output = None;
+        let mut cancelled = false;
         let mut poll_main = |lp: &EventLoop| {
-            if output.is_some() {
+            if output.is_some() || cancelled {
                 return;
             }
             main.queued.store(false, Ordering::Release);
+            if main_task.poll_cancelled() {
+                fut.set(None);
+                cancelled = true;
+                lp.stop();
+                return;
+            }
+            let Some(f) = fut.as_mut().as_pin_mut() else {
+                return;
+            };
             let mut cx = Context::from_waker(&waker);
-            let polled = coop::with_budget(coop::DEFAULT_BUDGET, || fut.as_mut().poll(&mut cx));
+            let _current = main_task.enter();
+            let polled = coop::with_budget(coop::DEFAULT_BUDGET, || f.poll(&mut cx));
             if let Poll::Ready(out) = polled {
                 output = Some(out);
                 lp.stop();
@@ -111,6 +131,11 @@ impl EventLoop {
             if self.inner.shared.stopping.load(Ordering::Acquire) {
                 break;
             }
+        }
+        fut.set(None);
+        main_task.finish(output.is_some());
+        if cancelled {
+            return Err(Error::Cancelled);
         }
         output.ok_or(Error::StoppedBeforeComplete)
     }
@@ -261,28 +286,6 @@ impl EventLoop {
                 tracing::warn!("Executing {} took {:.3} seconds", name, took.as_secs_f64());
             }
         }
-    }
-
-    /// Polls a task once; returns its name when `named` (debug mode).
-    pub(super) fn step_task(&self, r: Runnable, named: bool) -> std::borrow::Cow<'static, str> {
-        let (id, slot) = (r.id(), r.tag());
-        let name = if named {
-            r.task_ref().name().into()
-        } else {
-            "".into()
-        };
-        // Each poll gets a fresh co-operative budget of I/O operations: a task whose I/O is
-        // always ready yields after DEFAULT_BUDGET of them instead of starving the loop.
-        match coop::with_budget(coop::DEFAULT_BUDGET, || r.step()) {
-            Step::Finished => {
-                tracing::trace!(task = id.as_u64(), "task finished");
-                self.forget_task(slot, id);
-            }
-            Step::Pending => {}
-            // Woken during its own poll (e.g. `yield_now`): straight back onto the local queue.
-            Step::Woken(r) => self.push_ready(Work::Task(r)),
-        }
-        name
     }
 }
 

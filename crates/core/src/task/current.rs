@@ -31,6 +31,24 @@ impl Drop for Polling {
     }
 }
 
+/// Makes `task` this thread's current task while the guard lives: for a task whose work is
+/// polled outside its own future (the event loop's main task, whose future is the one given to
+/// `run_until_complete`).
+pub(crate) struct CurrentGuard<'a> {
+    _polling: Polling,
+    _task: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> CurrentGuard<'a> {
+    pub(crate) fn enter<T>(task: &'a super::Task<T>) -> CurrentGuard<'a> {
+        CurrentGuard {
+            // SAFETY: the borrowed handle holds a reference for as long as the guard lives.
+            _polling: unsafe { Polling::enter(task.header_ptr()) },
+            _task: std::marker::PhantomData,
+        }
+    }
+}
+
 /// True if the task at `ptr` is the one being polled on this thread.
 #[inline]
 pub(crate) fn is_current(ptr: NonNull<Header>) -> bool {

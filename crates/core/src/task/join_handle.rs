@@ -55,6 +55,11 @@ impl<T> Task<T> {
         }
     }
 
+    /// The task's header, for the task core's own guards (see `current::CurrentGuard`).
+    pub(crate) fn header_ptr(&self) -> NonNull<Header> {
+        self.ptr
+    }
+
     fn header(&self) -> &Header {
         // SAFETY: the handle owns a reference.
         unsafe { self.ptr.as_ref() }

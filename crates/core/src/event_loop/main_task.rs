@@ -1,0 +1,123 @@
+//! The main task: the future given to `run_until_complete` runs as a real task of the loop
+//! (asyncio wraps it in one with `ensure_future`): it is in `all_tasks()`, it is
+//! `current_task()` while its future is polled, and cancelling it ends the run with
+//! `Err(Error::Cancelled)`.
+//!
+//! The future itself may borrow from the caller's stack (it is not `'static`), so it cannot be
+//! the task's own future. The task's future is a stand-in that ends when the run's future does;
+//! its runnable never enters the loop's queues: the task's scheduler parks it in a slot and
+//! wakes `run_until_complete`, which steps it itself.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+use crate::loop_state::EventLoop;
+use crate::task::{self, CurrentGuard, Runnable, Schedule, Task, lock};
+
+/// Parks the main task's runnable and wakes the run.
+struct MainScheduler {
+    slot: Arc<Mutex<Option<Runnable>>>,
+    run: Waker,
+}
+
+impl Schedule for MainScheduler {
+    fn schedule(&self, runnable: Runnable) {
+        *lock(&self.slot) = Some(runnable);
+        self.run.wake_by_ref();
+    }
+}
+
+/// What the stand-in future and the run share.
+#[derive(Default)]
+struct StandIn {
+    done: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// The main task of one `run_until_complete`.
+pub(super) struct MainTask {
+    lp: EventLoop,
+    task: Task<()>,
+    slot: Arc<Mutex<Option<Runnable>>>,
+    stand_in: Rc<StandIn>,
+}
+
+impl MainTask {
+    /// Creates the main task on `lp` and runs its first step (so that a cancel finds it idle and
+    /// reaches the scheduler). `run` is woken whenever the task is.
+    pub(super) fn start(lp: &EventLoop, run: Waker) -> MainTask {
+        let slot = Arc::new(Mutex::new(None));
+        let stand_in = Rc::new(StandIn::default());
+        let s = stand_in.clone();
+        let future = poll_fn(move |cx| {
+            if s.done.get() {
+                return Poll::Ready(());
+            }
+            *s.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        let scheduler = MainScheduler {
+            slot: slot.clone(),
+            run,
+        };
+        let (runnable, task) = task::spawn_local(future, scheduler);
+        lp.inner.tasks.borrow_mut().insert(&runnable);
+        let main = MainTask {
+            lp: lp.clone(),
+            task,
+            slot,
+            stand_in,
+        };
+        main.step(runnable);
+        main
+    }
+
+    fn step(&self, runnable: Runnable) {
+        let _ = self.lp.step_task(runnable, false);
+    }
+
+    /// Steps the task if it was woken (by a cancel); true if it has ended (cancelled).
+    pub(super) fn poll_cancelled(&self) -> bool {
+        let parked = lock(&self.slot).take();
+        if let Some(r) = parked {
+            self.step(r);
+        }
+        self.task.is_done()
+    }
+
+    /// Marks the task as the current one for the length of a poll of the run's future.
+    pub(super) fn enter(&self) -> CurrentGuard<'_> {
+        CurrentGuard::enter(&self.task)
+    }
+
+    /// Ends the task: with success when the run's future completed, else cancelled. Called once
+    /// the run's future is gone.
+    pub(super) fn finish(&self, completed: bool) {
+        if completed {
+            self.stand_in.done.set(true);
+            let waker = self.stand_in.waker.borrow_mut().take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        } else {
+            self.task.cancel();
+        }
+        // The wake or cancel parked a runnable (unless the task ended already): step it to the end.
+        let parked = lock(&self.slot).take();
+        if let Some(r) = parked {
+            self.step(r);
+        }
+    }
+}
+
+impl Drop for MainTask {
+    /// However the run ends (a panic in its future among the ways), the task ends too.
+    fn drop(&mut self) {
+        if !self.task.is_done() {
+            self.finish(false);
+        }
+    }
+}
