@@ -15,8 +15,8 @@
 //!   is a compile error.
 //! - `test_run_future`: asyncio refuses a `Future` because it wraps coroutines in a task;
 //!   evloop polls any `Future` in place (a `Task` too), so there is nothing to refuse.
-//! - `test_asyncio_run_without_uncancel`: evloop has no task factory to install a task type
-//!   without `uncancel()`, and its cancellation has no counter to uncancel.
+//! - `test_asyncio_run_without_uncancel`: evloop has no task factory, so there is no way to
+//!   install a task type without `uncancel()` (evloop's tasks all have `TaskRef::uncancel`).
 //! - `test_run_keeps_context`: evloop has no `contextvars` (a thread-local is the same for
 //!   every run on the runner's thread anyway).
 //! - `test_interrupt_cancelled_task`: needs main future as task (it cancels
