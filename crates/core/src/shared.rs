@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::SegQueue;
 use evloop_reactor::Reactor;
@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     pub(crate) reactor: Reactor,
     /// Sleeps cancelled while in the timer heap (read by the heap to decide compaction).
     pub(crate) sleeps_cancelled: Arc<AtomicUsize>,
+    /// The tasks `EventLoop::cancel_all_tasks` cancelled and is waiting for, sorted by id: a
+    /// panicking destructor of one of them is a shutdown report.
+    pub(crate) shutdown_tasks: Mutex<Vec<TaskId>>,
 }
 
 impl Shared {
@@ -102,6 +105,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             reactor,
             sleeps_cancelled: Arc::default(),
+            shutdown_tasks: Mutex::new(Vec::new()),
         }
     }
 
@@ -242,12 +246,31 @@ impl Schedule for LoopScheduler {
     }
 
     fn destructor_panicked(&self, task: TaskId, payload: Box<dyn std::any::Any + Send>) {
-        let ctx = ExceptionContext::new(format!(
-            "Task-{task}'s future or output panicked while being dropped"
-        ))
-        .with_panic(payload);
-        self.report(ctx);
+        self.report(destructor_panic_report(task).with_panic(payload));
     }
+
+    fn task_destructor_panicked(&self, task: TaskRef, payload: Box<dyn std::any::Any + Send>) {
+        let in_shutdown = crate::task::lock(&self.shared.shutdown_tasks)
+            .binary_search(&task.id())
+            .is_ok();
+        let ctx = if in_shutdown {
+            ExceptionContext::new(SHUTDOWN_REPORT)
+        } else {
+            destructor_panic_report(task.id())
+        };
+        self.report(ctx.with_task(task).with_panic(payload));
+    }
+}
+
+/// The message of a report of a task that failed while `EventLoop::cancel_all_tasks` (run()'s
+/// shutdown) cancelled it: asyncio's "unhandled exception during asyncio.run() shutdown".
+const SHUTDOWN_REPORT: &str = "unhandled exception during run() shutdown";
+
+/// A report of a task whose future or output panicked while being dropped.
+fn destructor_panic_report(task: TaskId) -> ExceptionContext {
+    ExceptionContext::new(format!(
+        "Task-{task}'s future or output panicked while being dropped"
+    ))
 }
 
 impl LoopScheduler {

@@ -16,10 +16,17 @@ type LoopFactory = Box<dyn Fn() -> Result<EventLoop, Error>>;
 ///
 /// In order: creates a loop (the policy's [`new_event_loop`](crate::new_event_loop)), makes it
 /// this thread's current loop, runs `fut` on it, then cancels every task still pending and
-/// runs the loop until they have finished, shuts down the default executor, unsets the
-/// current loop (`set_event_loop(None)`, as asyncio does: the previous current loop is not
-/// restored) and closes the loop. The clean-up also happens when `fut` panics; the panic then
-/// resumes. `fut` need not be `'static` or `Send`: it is polled in place on this thread.
+/// runs the loop until they have finished ([`EventLoop::cancel_all_tasks`]), shuts down the
+/// default executor ([`shutdown_default_executor`](crate::executor::shutdown_default_executor)),
+/// unsets the current loop (`set_event_loop(None)`, as asyncio does: the previous current loop
+/// is not restored) and closes the loop. The clean-up also happens when `fut` panics; the
+/// panic then resumes. `fut` need not be `'static` or `Send`: it is polled in place on this
+/// thread.
+///
+/// A task that fails while the shutdown cancels it (its future panics while being dropped)
+/// is reported to the loop's exception handler as "unhandled exception during run()
+/// shutdown", with the task ([`ExceptionContext::task`](crate::ExceptionContext::task)) and
+/// the panic, as asyncio reports it; `run` still returns `fut`'s output.
 ///
 /// Errors: [`Error::RunInRunningLoop`] when called while a loop runs on this thread (nothing
 /// is created or changed then); [`Error::Interrupted`] when Ctrl-C interrupted it (main thread
@@ -40,6 +47,40 @@ type LoopFactory = Box<dyn Fn() -> Result<EventLoop, Error>>;
 /// // Not from inside a running loop:
 /// let nested = evloop::run(async { evloop::run(async {}) })?;
 /// assert_eq!(nested.unwrap_err().to_string(), "run() cannot be called from a running event loop");
+/// # Ok::<(), evloop::Error>(())
+/// ```
+///
+/// A hanging task whose clean-up fails when the shutdown cancels it:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use evloop::{EventLoop, ExceptionContext};
+///
+/// struct Connection;
+/// impl Drop for Connection {
+///     fn drop(&mut self) {
+///         panic!("could not say goodbye");
+///     }
+/// }
+///
+/// let reports = Arc::new(Mutex::new(Vec::new()));
+/// let sink = reports.clone();
+/// let (out, hanging) = evloop::run(async move {
+///     let lp = evloop::get_running_loop().unwrap();
+///     lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ExceptionContext| {
+///         let task = ctx.task().map(|t| t.id());
+///         sink.lock().unwrap().push((ctx.message().to_owned(), task));
+///     }));
+///     let conn = Connection;
+///     let hanging = evloop::spawn(async move {
+///         let _conn = conn;
+///         std::future::pending::<()>().await;
+///     });
+///     ("done", hanging.id())
+/// })?;
+/// assert_eq!(out, "done");
+/// let reports = reports.lock().unwrap();
+/// assert_eq!(*reports, [("unhandled exception during run() shutdown".to_owned(), Some(hanging))]);
 /// # Ok::<(), evloop::Error>(())
 /// ```
 pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
@@ -70,10 +111,13 @@ enum State {
 /// Runs several futures on one loop, then shuts it down (`asyncio.Runner`).
 ///
 /// The loop is created lazily, on the first [`run`](Runner::run) or
-/// [`get_loop`](Runner::get_loop), and made this thread's current loop; every `run` uses that
-/// same loop. [`close`](Runner::close) (or dropping the runner) shuts it down as
-/// [`run`] does: pending tasks cancelled and awaited, default executor shut down,
-/// current loop unset, loop closed. After that, `run` and `get_loop` are `Err(Error::Closed)`.
+/// [`get_loop`](Runner::get_loop), and made this thread's current loop (once: the policy's
+/// `set_event_loop` is called once when the loop is made and once, with `None`, when the
+/// runner closes, not per `run`); every `run` uses that same loop. [`close`](Runner::close)
+/// (or dropping the runner) shuts it down as [`run`] does: pending tasks cancelled and awaited
+/// (a task failing meanwhile is reported as "unhandled exception during run() shutdown", with
+/// the task), default executor shut down, current loop unset, loop closed. After that, `run`
+/// and `get_loop` are `Err(Error::Closed)`.
 ///
 /// ```
 /// use evloop::Runner;
@@ -214,7 +258,9 @@ impl Runner {
     /// (`asyncio.Runner.run`). Tasks it spawns and leaves running stay on the loop for the
     /// next `run`, until [`close`](Runner::close) cancels them.
     ///
-    /// The loop is (re)made this thread's current loop for the run. On the main thread (see
+    /// The loop was made this thread's current loop when the runner created it, once for the
+    /// runner's life (asyncio's `Runner` calls the policy's `set_event_loop` once, not per
+    /// run); `run` does not set it again. On the main thread (see
     /// [`is_main_thread`](evloop_policy::is_main_thread)), unless turned off with
     /// [`RunnerBuilder::ctrl_c`], a SIGINT listener is installed for the duration of the run:
     /// the first Ctrl-C drops `fut` at the loop's next iteration and the run returns
@@ -244,7 +290,6 @@ impl Runner {
             return Err(Error::RunInRunningLoop);
         }
         let lp = self.get_loop()?;
-        evloop_policy::set_event_loop(Some(&lp));
 
         let interrupt = if self.ctrl_c && evloop_policy::is_main_thread() {
             match signal::run_interrupt(&lp) {
@@ -271,9 +316,13 @@ impl Runner {
     }
 
     /// Shuts the runner's loop down and closes it (`asyncio.Runner.close`): cancels every task
-    /// still pending and runs the loop until they have finished, shuts down the default
-    /// executor, unsets the thread's current loop (`set_event_loop(None)`) and closes the loop.
-    /// Idempotent; a runner that never made its loop just becomes closed.
+    /// still pending and runs the loop until they have finished
+    /// ([`EventLoop::cancel_all_tasks`]: a task that fails while being cancelled is reported
+    /// to the exception handler as "unhandled exception during run() shutdown", with the
+    /// task), shuts down the default executor
+    /// ([`shutdown_default_executor`](crate::executor::shutdown_default_executor)), unsets the
+    /// thread's current loop (`set_event_loop(None)`) and closes the loop. Idempotent; a
+    /// runner that never made its loop just becomes closed.
     ///
     /// The loop is closed even if a step fails; the first error is returned.
     ///
@@ -296,7 +345,7 @@ impl Runner {
         };
         let mut result = Ok(());
         if !lp.is_closed() {
-            result = cancel_all_tasks(&lp);
+            result = lp.cancel_all_tasks();
             crate::executor::shutdown_default_executor(&lp);
             crate::protocol::close_all(&lp);
         }
@@ -341,22 +390,4 @@ async fn race_interrupt<F: Future>(
         fut.as_mut().poll(cx).map(Ok)
     })
     .await
-}
-
-/// asyncio's `_cancel_all_tasks`: cancel what is pending, then let the loop finish them.
-fn cancel_all_tasks(lp: &EventLoop) -> Result<(), Error> {
-    let tasks = lp.all_tasks();
-    if tasks.is_empty() {
-        return Ok(());
-    }
-    for task in &tasks {
-        task.cancel();
-    }
-    lp.run_until_complete(async move {
-        for task in tasks {
-            // Cancelled, or ended otherwise; a panic nobody read is reported by the loop
-            // when the task's handle is dropped.
-            let _ = task.await;
-        }
-    })
 }

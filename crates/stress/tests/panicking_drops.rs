@@ -288,11 +288,18 @@ fn record(_: &EventLoop, ctx: &ExceptionContext) {
     }
 }
 
+/// The round runs in `evloop::run` (`Mode::Run`): tasks still pending when the main future
+/// ends are cancelled by its shutdown, which reports their panics as such.
+static IN_RUN: AtomicBool = AtomicBool::new(false);
+
 fn message_fits(site: Site, msg: &str) -> bool {
     use Site::*;
     let destructor = msg.starts_with("Exception in the destructor of");
     let callback = msg.starts_with("Exception in callback");
     match site {
+        TaskAtClose | TaskAbandoned if IN_RUN.load(SeqCst) => {
+            msg == "unhandled exception during run() shutdown"
+        }
         TaskDone | TaskCancelled | TaskRemoteCancelled | TaskAtClose | TaskAbandoned
         | TaskSpawned | TaskOnClosedLoop | OutputUnread | OutputUnreadRemote | OutputDetached
         | OutputAfterClose => msg.ends_with("panicked while being dropped"),
@@ -540,6 +547,7 @@ async fn plant(round: u64, tx: mpsc::Sender<Msg>, aw: mpsc::Sender<(TaskRef, Exp
 
 fn round(i: u64, mode: Mode, baseline: usize) {
     reset_counts();
+    IN_RUN.store(mode == Mode::Run, SeqCst);
     let (tx, rx) = mpsc::channel::<Msg>();
     let (aw, aw_rx) = mpsc::channel::<(TaskRef, Expect)>();
     let awaiting = thread::spawn(move || awaiter(aw_rx));

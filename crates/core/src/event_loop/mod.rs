@@ -16,6 +16,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::handle::{Handle, TimerHandle};
 use crate::loop_handle::LoopHandle;
 use crate::loop_state::EventLoop;
@@ -116,6 +117,85 @@ impl EventLoop {
             .collect();
         tasks.sort_by_key(TaskRef::id);
         tasks
+    }
+
+    /// Cancels every task of the loop that has not ended, and runs the loop until they all
+    /// have: the shutdown step of `evloop::run` and `Runner::close` (asyncio's
+    /// `_cancel_all_tasks`). Does nothing if there is no such task.
+    ///
+    /// A task that fails while being cancelled (its future panics while being dropped: the
+    /// `except CancelledError: raise ...` of asyncio) is reported to the exception handler as
+    /// "unhandled exception during run() shutdown" (asyncio's "unhandled exception during
+    /// asyncio.run() shutdown"), with the task and the panic. Tasks spawned meanwhile are not
+    /// waited for, as in asyncio, and a task that had already failed is not one of those
+    /// cancelled: its panic, if nobody reads it, is reported when its handle is dropped, as
+    /// "Task exception was never retrieved".
+    ///
+    /// Errors: those of [`run_until_complete`](EventLoop::run_until_complete) (the loop is
+    /// closed or running, or another loop runs on this thread); nothing is cancelled then.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use evloop_core::{EventLoop, ExceptionContext};
+    ///
+    /// struct FailsWhenCancelled;
+    /// impl Drop for FailsWhenCancelled {
+    ///     fn drop(&mut self) {
+    ///         panic!("cleanup failed");
+    ///     }
+    /// }
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let seen = Rc::new(RefCell::new(Vec::new()));
+    /// let s = seen.clone();
+    /// lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ExceptionContext| {
+    ///     let task = ctx.task().map(|t| t.name());
+    ///     s.borrow_mut().push((ctx.message().to_owned(), task, ctx.panic_message().map(str::to_owned)));
+    /// }));
+    /// let guard = FailsWhenCancelled;
+    /// let hanging = lp.create_task(async move {
+    ///     let _guard = guard;
+    ///     std::future::pending::<()>().await;
+    /// });
+    /// hanging.set_name("hanging");
+    /// let quiet = lp.create_task(std::future::pending::<()>());
+    /// lp.cancel_all_tasks()?;
+    /// assert!(hanging.is_cancelled() && quiet.is_cancelled());
+    /// let seen = seen.borrow();
+    /// assert_eq!(seen.len(), 1);
+    /// assert_eq!(seen[0].0, "unhandled exception during run() shutdown");
+    /// assert_eq!(seen[0].1.as_deref(), Some("hanging"));
+    /// assert_eq!(seen[0].2.as_deref(), Some("cleanup failed"));
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn cancel_all_tasks(&self) -> Result<(), Error> {
+        let tasks = self.all_tasks();
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        /// Empties the loop's shutdown set when the shutdown ends (or unwinds).
+        struct Forget<'a>(&'a std::sync::Mutex<Vec<task::TaskId>>);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                task::lock(self.0).clear();
+            }
+        }
+        let shutdown_tasks = &self.inner.shared.shutdown_tasks;
+        // `all_tasks` sorts by id: the scheduler looks ids up by binary search.
+        *task::lock(shutdown_tasks) = tasks.iter().map(TaskRef::id).collect();
+        let _forget = Forget(shutdown_tasks);
+        self.run_until_complete(async move {
+            // Cancelled from inside the run, so that a run that cannot start cancels nothing.
+            for task in &tasks {
+                task.cancel();
+            }
+            for task in tasks {
+                // Cancelled, or ended otherwise: what the task failed with is reported by
+                // the scheduler (see above).
+                let _ = task.await;
+            }
+        })
     }
 
     /// Per-loop storage for layers above the core (e.g. the facade's default executor):

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::{Context, Poll};
 
-use super::contain::{Payload, contain, contain_logged};
+use super::contain::{contain, contain_logged};
 use super::current::Polling;
 use super::header::{self, Header, TaskVTable, drop_ref, submit};
 use super::join_error::JoinError;
@@ -83,8 +83,12 @@ where
     }
 
     /// Drops the future (or whatever the stage holds) in place and leaves `Consumed`; a
-    /// panicking destructor is contained and reported.
-    fn drop_stage_in_place(&self, right: &impl StageRight) {
+    /// panicking destructor is contained and reported: with the task when `live` is `Some`,
+    /// by id when the last reference is gone (`None`).
+    ///
+    /// # Safety
+    /// `live`, if `Some`, is this cell's pointer and the caller holds a reference to it.
+    unsafe fn drop_stage_in_place(&self, right: &impl StageRight, live: Option<NonNull<Header>>) {
         let payload = self.stage(right, |stage| {
             // SAFETY: the right makes the stage ours; the value is dropped where it lies (it may
             // be a pinned future) and, dropped or unwound, is replaced without being read again.
@@ -94,16 +98,26 @@ where
             payload
         });
         if let Some(payload) = payload {
-            self.report_destructor_panic(payload);
+            match live {
+                Some(ptr) => {
+                    self.header.ref_inc();
+                    // SAFETY: `ptr` is this cell, kept alive by the caller's reference; we just
+                    // took the reference the TaskRef owns.
+                    let task = unsafe { TaskRef::from_raw(ptr) };
+                    contain_logged(
+                        || self.schedule.task_destructor_panicked(task, payload),
+                        "a scheduler's task_destructor_panicked report",
+                    );
+                }
+                None => {
+                    let id = self.header.id;
+                    contain_logged(
+                        || self.schedule.destructor_panicked(id, payload),
+                        "a scheduler's destructor_panicked report",
+                    );
+                }
+            }
         }
-    }
-
-    fn report_destructor_panic(&self, payload: Payload) {
-        let id = self.header.id;
-        contain_logged(
-            || self.schedule.destructor_panicked(id, payload),
-            "a scheduler's destructor_panicked report",
-        );
     }
 
     /// # Safety
@@ -170,7 +184,8 @@ where
         });
         match polled {
             Ok(Poll::Ready(out)) => {
-                cell.drop_stage_in_place(&token);
+                // SAFETY: `ptr` is the cell; the runnable's reference keeps it alive.
+                unsafe { cell.drop_stage_in_place(&token, Some(ptr)) };
                 // SAFETY: the token makes the stage ours; it holds `Consumed` (nothing to drop).
                 cell.stage(&token, |s| unsafe {
                     ptr::write(s, Stage::Finished(Ok(out)))
@@ -180,7 +195,8 @@ where
                 Step::Finished
             }
             Err(payload) => {
-                cell.drop_stage_in_place(&token);
+                // SAFETY: as above.
+                unsafe { cell.drop_stage_in_place(&token, Some(ptr)) };
                 let out = Stage::Finished(Err(JoinError::Panicked(payload)));
                 // SAFETY: as above.
                 cell.stage(&token, |s| unsafe { ptr::write(s, out) });
@@ -218,7 +234,8 @@ where
     unsafe fn finish_cancelled(ptr: NonNull<Header>, token: FutureToken) {
         // SAFETY: the caller's reference keeps the cell alive.
         let cell = unsafe { Self::cell(ptr) };
-        cell.drop_stage_in_place(&token);
+        // SAFETY: `ptr` is the cell; the caller's reference keeps it alive.
+        unsafe { cell.drop_stage_in_place(&token, Some(ptr)) };
         // SAFETY: as the caller's contract.
         unsafe { Self::complete(ptr, token, CANCELLED) };
     }
@@ -236,7 +253,8 @@ where
             Err(token) => {
                 // `cancel()` got in before the output was published (during the last poll, or
                 // between it and here): like asyncio, the task ends cancelled.
-                cell.drop_stage_in_place(&token);
+                // SAFETY: `ptr` is the cell; the caller's reference keeps it alive.
+                unsafe { cell.drop_stage_in_place(&token, Some(ptr)) };
                 match cell.header.state.complete(token, CANCELLED) {
                     Ok(done) => done,
                     Err(_) => unreachable!("only an output can lose to a cancel"),
@@ -335,7 +353,8 @@ where
         }
         if cell.header.state() & RETRIEVED != 0 {
             // A `cancel()` after the end counts as having looked at the outcome: no report.
-            cell.drop_stage_in_place(&token);
+            // SAFETY: `ptr` is the cell; the caller's reference keeps it alive.
+            unsafe { cell.drop_stage_in_place(&token, Some(ptr)) };
             return;
         }
         // SAFETY: the token makes the stage ours.
@@ -359,7 +378,8 @@ where
                     "a scheduler's unhandled_panic report",
                 );
             }
-            None => cell.drop_stage_in_place(&token),
+            // SAFETY: `ptr` is the cell; the caller's reference keeps it alive.
+            None => unsafe { cell.drop_stage_in_place(&token, Some(ptr)) },
         }
     }
 
@@ -379,7 +399,8 @@ where
             // local task only gets here on its own thread: see `drop_ref`).
             // SAFETY: the last reference is gone and we released it.
             let token = unsafe { FutureToken::last_reference() };
-            cell.drop_stage_in_place(&token);
+            // SAFETY: no reference is left to hand out (`None`): the report names the id only.
+            unsafe { cell.drop_stage_in_place(&token, None) };
         }
         // SAFETY: `ptr` came from `Box::leak` in `allocate` with these types, and nobody else
         // can reach it any more.

@@ -28,14 +28,30 @@ pub trait Schedule: Send + Sync + 'static {
         );
     }
 
-    /// A task's future or output panicked while being dropped (the panic is contained; the
-    /// task's memory is freed as usual). The default logs it with `tracing::error!`.
+    /// A task's future or output panicked while being dropped, as the last reference to the
+    /// task went away (the panic is contained; the task's memory is freed as usual). The
+    /// default logs it with `tracing::error!`.
+    ///
+    /// When the task is still referenced as it happens, [`task_destructor_panicked`] is
+    /// called instead.
+    ///
+    /// [`task_destructor_panicked`]: Schedule::task_destructor_panicked
     fn destructor_panicked(&self, task: TaskId, payload: Box<dyn Any + Send>) {
         tracing::error!(
             task = %task,
             panic = super::join_error::panic_message(payload.as_ref()).unwrap_or("<non-string payload>"),
             "a task's future or output panicked while being dropped"
         );
+    }
+
+    /// A task's future or output panicked while being dropped, and `task` is that task, still
+    /// alive: its future was dropped because it ended or was cancelled (asyncio's task that
+    /// raises while being cancelled), or its output was dropped with its handle. The panic is
+    /// contained. The default passes it on to [`destructor_panicked`] (without the task).
+    ///
+    /// [`destructor_panicked`]: Schedule::destructor_panicked
+    fn task_destructor_panicked(&self, task: TaskRef, payload: Box<dyn Any + Send>) {
+        self.destructor_panicked(task.id(), payload);
     }
 }
 

@@ -55,27 +55,63 @@ impl Drop for ExecutorSlot {
     }
 }
 
-/// Shuts the loop's default executor down (asyncio's `shutdown_default_executor`): it stops
-/// accepting jobs (later ones resolve as cancelled), the queued and running jobs finish, and
-/// the threads are joined. If the loop is not running, it runs meanwhile, so jobs that need
-/// the loop can finish. Gives up waiting after 300 s (with a warning). No-op if the loop never
-/// had an executor. `evloop::run` calls it at the end of every run; a runtime of your own
-/// can call it the same way before closing a loop.
+/// Shuts the loop's default executor down (asyncio's `loop.shutdown_default_executor()`): it
+/// stops accepting jobs (later ones resolve as cancelled), the queued and running jobs finish,
+/// and the threads are joined. If the loop is not running, it runs meanwhile, so jobs that
+/// need the loop can finish. Gives up waiting after 300 s (asyncio's `THREAD_JOIN_TIMEOUT`,
+/// what `asyncio.run` passes), with a warning; see [`shutdown_default_executor_timeout`] for
+/// another limit. No-op if the loop never had an executor. `evloop::run` and
+/// `Runner::close` call it after cancelling the loop's tasks; a runtime of your own can call
+/// it the same way before closing a loop.
+///
+/// ```
+/// use evloop_core::EventLoop;
+/// use evloop_io::executor::{RunInExecutor, shutdown_default_executor};
+///
+/// let lp = EventLoop::new()?;
+/// let job = lp.run_in_executor(|| 6 * 7);
+/// shutdown_default_executor(&lp); // the job finishes first
+/// assert_eq!(lp.run_until_complete(job)?.unwrap(), 42);
+/// // Later jobs are refused: their task is cancelled.
+/// let late = lp.run_in_executor(|| ());
+/// assert!(lp.run_until_complete(late)?.unwrap_err().is_cancelled());
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
 pub fn shutdown_default_executor(lp: &EventLoop) {
+    shutdown_default_executor_timeout(lp, SHUTDOWN_TIMEOUT);
+}
+
+/// [`shutdown_default_executor`] that gives up waiting for the pool's threads after `timeout`
+/// (asyncio's `loop.shutdown_default_executor(timeout)`; `Duration::MAX` waits for as long as
+/// it takes, as asyncio's `timeout=None`). Threads still running then are detached, with a
+/// warning ("the default executor did not finish joining its threads within N seconds").
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_core::EventLoop;
+/// use evloop_io::executor::{RunInExecutor, shutdown_default_executor_timeout};
+///
+/// let lp = EventLoop::new()?;
+/// let job = lp.run_in_executor(|| "done");
+/// shutdown_default_executor_timeout(&lp, Duration::from_secs(10));
+/// assert_eq!(lp.run_until_complete(job)?.unwrap(), "done");
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
+pub fn shutdown_default_executor_timeout(lp: &EventLoop, timeout: std::time::Duration) {
     let Some(slot) = lp.find_extension::<ExecutorSlot>() else {
         return;
     };
     let pool = slot.pool.borrow().clone();
     let Some(pool) = pool else { return };
     pool.begin_shutdown();
-    let deadline = evloop_core::deadline_after(SHUTDOWN_TIMEOUT);
+    let deadline = evloop_core::deadline_after(timeout);
     if !lp.is_running() && !lp.is_closed() {
         let waited = lp.run_until_complete(crate::time::timeout_at(deadline, pool.drained()));
         if let Err(e) = waited {
             tracing::debug!(error = %e, "could not run the loop while the default executor shut down");
         }
     }
-    pool.join(deadline);
+    pool.join(deadline, timeout);
 }
 
 /// Where a job's outcome meets the task awaiting it.

@@ -243,9 +243,9 @@ impl ThreadPool {
         .await;
     }
 
-    /// Blocks until every thread has exited (at most until `deadline`), then joins them.
-    /// Threads still running at the deadline are detached.
-    pub(super) fn join(&self, deadline: Instant) {
+    /// Blocks until every thread has exited (at most until `deadline`, `timeout` from when the
+    /// shutdown began), then joins them. Threads still running at the deadline are detached.
+    pub(super) fn join(&self, deadline: Instant, timeout: Duration) {
         let mut state = lock(&self.inner.state);
         while state.threads > 0 {
             let now = Instant::now();
@@ -253,7 +253,7 @@ impl ThreadPool {
                 tracing::warn!(
                     threads = state.threads,
                     "the default executor did not finish joining its threads within {} seconds",
-                    SHUTDOWN_TIMEOUT.as_secs()
+                    timeout.as_secs_f64()
                 );
                 return;
             }
