@@ -37,6 +37,7 @@ pub(crate) const CORE_LAYERS: &[&str] = &[
     "event_loop::run",
     "event_loop::close",
     "event_loop",
+    "loop_future",
 ];
 
 /// The layer rule for `rel`, if it is in a layered crate.
