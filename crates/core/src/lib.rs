@@ -40,6 +40,7 @@ mod running;
 mod shared;
 mod sleep;
 pub mod task;
+mod task_done;
 mod task_table;
 mod time;
 mod timer_heap;
