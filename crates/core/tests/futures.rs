@@ -73,9 +73,11 @@ fn test_initial_state() {
 #[test]
 fn test_constructor_use_running_loop() {
     let lp = EventLoop::new().unwrap();
-    let f: LoopFuture<()> = lp
-        .run_until_complete(async { evloop_core::running_loop().unwrap().create_future() })
+    // Made inside the running loop (returned in a `Vec`: a future is itself awaitable).
+    let mut made: Vec<LoopFuture<()>> = lp
+        .run_until_complete(async { vec![evloop_core::running_loop().unwrap().create_future()] })
         .unwrap();
+    let f = made.pop().unwrap();
     assert!(f.get_loop().unwrap() == lp);
 }
 

@@ -13,6 +13,7 @@
 //! passed twice); test_wait_errors (an empty set is a `ValueError` in asyncio; evloop's `wait`
 //! returns `([], [])` at once, as documented and tested in `wait_on_nothing_returns_at_once`,
 //! and an invalid `return_when` cannot be written: `ReturnWhen` is an enum).
+#![allow(clippy::unwrap_used)]
 
 use std::cell::Cell;
 use std::future::Future;
@@ -372,7 +373,7 @@ fn test_wait_with_iterator_of_tasks() {
         let a = at(start + Duration::from_millis(100), 1);
         let b = at(start + Duration::from_millis(150), 2);
         let want = vec![b.id(), a.id()];
-        let (done, pending) = wait(vec![b, a].into_iter(), ReturnWhen::AllCompleted).await;
+        let (done, pending) = wait(std::iter::once(b).chain([a]), ReturnWhen::AllCompleted).await;
         assert_eq!(ids(&done), want);
         assert!(pending.is_empty());
         assert!(start.elapsed() >= Duration::from_millis(150));
