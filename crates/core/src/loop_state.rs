@@ -112,8 +112,19 @@ impl EventLoop {
         self.inner.shared.id
     }
 
+    /// Appends `work` to the ready queue, after whatever `call_soon_threadsafe` (or a waker on
+    /// another thread) put in the injector before: asyncio keeps one FIFO, so work sent first
+    /// runs first whenever the two sends are ordered. The check is two atomic loads; the
+    /// injector is moved over only when something waits in it (at most
+    /// [`MAX_INJECTED_PER_DRAIN`](crate::shared::MAX_INJECTED_PER_DRAIN) items per call, as the
+    /// iteration's own drains).
     pub(crate) fn push_ready(&self, work: Work) {
-        self.inner.ready.borrow_mut().push_back(work);
+        let mut ready = self.inner.ready.borrow_mut();
+        let shared = &*self.inner.shared;
+        if !shared.injector.is_empty() {
+            shared.drain_injected(&mut ready);
+        }
+        ready.push_back(work);
     }
 
     pub(crate) fn set_running(&self, on: bool) {

@@ -41,8 +41,9 @@ pub(crate) fn set_local(local: Option<(usize, ReadyQueue)>) -> Option<(usize, Re
         .flatten()
 }
 
-/// Pushes `item` onto the ready queue of the loop `id` if that loop runs on this thread.
-fn push_local(id: usize, item: Injected) -> Result<(), Injected> {
+/// Pushes `item` onto the ready queue of the loop `id` if that loop runs on this thread, after
+/// what waits in `injector` (one FIFO, as `EventLoop::push_ready`).
+fn push_local(id: usize, injector: &SegQueue<Injected>, item: Injected) -> Result<(), Injected> {
     let mut item = Some(item);
     let pushed = LOCAL
         .try_with(|slot| {
@@ -52,7 +53,11 @@ fn push_local(id: usize, item: Injected) -> Result<(), Injected> {
             match &*slot {
                 Some((running, ready)) if *running == id => {
                     if let Some(i) = item.take() {
-                        ready.borrow_mut().push_back(Work::from(i));
+                        let mut ready = ready.borrow_mut();
+                        if !injector.is_empty() {
+                            drain_into(injector, &mut ready);
+                        }
+                        ready.push_back(Work::from(i));
                     }
                     true
                 }
@@ -137,7 +142,7 @@ impl Shared {
     /// which are then logged). The same fence serves the park handshake (`wake_if_parked`), so
     /// a send costs what it did before the handshake: one push, one fence, two loads.
     pub(crate) fn send(&self, item: Injected) {
-        let item = match push_local(self.id, item) {
+        let item = match push_local(self.id, &self.injector, item) {
             Ok(()) => return,
             Err(item) => item,
         };
@@ -182,10 +187,15 @@ impl Shared {
     /// cannot keep the drain, and so the iteration, from ending, and a backlog they built up
     /// is worked off a batch per iteration, with timers and I/O looked at between batches.
     pub(crate) fn drain_injected(&self, into: &mut VecDeque<Work>) {
-        for _ in 0..self.injector.len().min(MAX_INJECTED_PER_DRAIN) {
-            let Some(i) = self.injector.pop() else { break };
-            into.push_back(i.into());
-        }
+        drain_into(&self.injector, into);
+    }
+}
+
+/// [`Shared::drain_injected`] of `injector`.
+fn drain_into(injector: &SegQueue<Injected>, into: &mut VecDeque<Work>) {
+    for _ in 0..injector.len().min(MAX_INJECTED_PER_DRAIN) {
+        let Some(i) = injector.pop() else { break };
+        into.push_back(i.into());
     }
 }
 

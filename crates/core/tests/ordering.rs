@@ -10,6 +10,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::{Watchdog, run_one};
@@ -275,4 +276,104 @@ fn self_waking_task_does_not_starve_a_timer_or_callbacks() {
     // The spinner sees the flag on its next step.
     run_one(&lp);
     assert!(spinner.is_done());
+}
+
+/// asyncio keeps one FIFO for `call_soon` and `call_soon_threadsafe`: a thread-safe callback
+/// posted first runs first (it used to wait in the injector until the next drain, behind
+/// every `call_soon` made meanwhile).
+#[test]
+fn call_soon_threadsafe_then_call_soon_on_the_same_thread_keep_their_order() {
+    let lp = EventLoop::new().unwrap();
+    let log: Arc<Mutex<Vec<&str>>> = Arc::default();
+    let l = log.clone();
+    lp.handle()
+        .call_soon_threadsafe(move || l.lock().unwrap().push("a"))
+        .unwrap();
+    let l = log.clone();
+    lp.call_soon(move || l.lock().unwrap().push("b"));
+    let l = log.clone();
+    lp.handle()
+        .call_soon_threadsafe(move || l.lock().unwrap().push("c"))
+        .unwrap();
+    let l = log.clone();
+    let _task = lp.create_task(async move { l.lock().unwrap().push("task") });
+    run_one(&lp);
+    assert_eq!(*log.lock().unwrap(), ["a", "b", "c", "task"]);
+}
+
+/// The same order when the thread-safe callback comes from another thread and a
+/// happens-before edge (the channel) orders it before the `call_soon`: both inside a running
+/// iteration, so both run in the next one, in that order.
+#[test]
+fn call_soon_threadsafe_from_another_thread_before_call_soon_runs_first() {
+    let lp = EventLoop::new().unwrap();
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (l, handle, inner) = (log.clone(), lp.handle(), lp.clone());
+    lp.call_soon(move || {
+        l.lock().unwrap().push("iteration 1".into());
+        let (tx, rx) = mpsc::channel();
+        let (remote_log, remote) = (l.clone(), handle.clone());
+        let poster = std::thread::spawn(move || {
+            remote
+                .call_soon_threadsafe(move || remote_log.lock().unwrap().push("remote".into()))
+                .unwrap();
+            tx.send(()).unwrap();
+        });
+        rx.recv().unwrap();
+        let local = l.clone();
+        inner.call_soon(move || local.lock().unwrap().push("local".into()));
+        poster.join().unwrap();
+        l.lock().unwrap().push("end of iteration 1".into());
+    });
+    run_one(&lp);
+    assert_eq!(*log.lock().unwrap(), ["iteration 1", "end of iteration 1"]);
+    run_one(&lp);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["iteration 1", "end of iteration 1", "remote", "local"]
+    );
+}
+
+/// A task woken on the loop thread (a local wake) goes after a thread-safe callback posted
+/// from another thread before the wake, too.
+#[test]
+fn call_soon_threadsafe_before_a_local_wake_runs_first() {
+    let lp = EventLoop::new().unwrap();
+    let log: Arc<Mutex<Vec<&str>>> = Arc::default();
+    let waker: Rc<RefCell<Option<std::task::Waker>>> = Rc::default();
+    let (l, w) = (log.clone(), waker.clone());
+    let _task = lp.create_task(async move {
+        let mut first = true;
+        std::future::poll_fn(|cx| {
+            if first {
+                first = false;
+                *w.borrow_mut() = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        l.lock().unwrap().push("task");
+    });
+    run_one(&lp);
+    let (l, handle, w) = (log.clone(), lp.handle(), waker.clone());
+    lp.call_soon(move || {
+        // From another thread (on this one `call_soon_threadsafe` goes straight to the ready
+        // queue while the loop runs); the join orders it before the wake.
+        let remote = l.clone();
+        std::thread::spawn(move || {
+            handle
+                .call_soon_threadsafe(move || remote.lock().unwrap().push("threadsafe"))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+        if let Some(w) = w.borrow_mut().take() {
+            w.wake();
+        }
+    });
+    run_one(&lp);
+    run_one(&lp);
+    assert_eq!(*log.lock().unwrap(), ["threadsafe", "task"]);
 }

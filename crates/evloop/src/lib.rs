@@ -29,9 +29,9 @@
 //!
 //! - [`reactor`] (`evloop-reactor`): I/O readiness, [`reactor::Async`].
 //! - `evloop-core`: the loop engine and tasks — [`EventLoop`], [`Task`], [`TaskRef`],
-//!   [`JoinError`], [`TaskId`], [`Handle`], [`TimerHandle`], [`LoopHandle`],
-//!   [`ExceptionContext`], [`Error`]; the raw task machinery for custom runtimes is
-//!   [`raw_task`].
+//!   [`JoinError`], [`TaskId`], [`LoopFuture`] (`EventLoop::create_future`), [`Handle`],
+//!   [`TimerHandle`], [`LoopHandle`], [`ExceptionContext`], [`Error`]; the raw task machinery
+//!   for custom runtimes is [`raw_task`].
 //! - `evloop-policy`: thread binding — [`get_event_loop`], [`set_event_loop`],
 //!   [`new_event_loop`], [`get_running_loop`], [`EventLoopPolicy`] and friends.
 //! - `evloop-io`: the I/O on the running loop, re-exported here unchanged — [`net`],
@@ -79,8 +79,8 @@
 
 pub use evloop_core::task as raw_task;
 pub use evloop_core::{
-    Error, EventLoop, ExceptionContext, Handle, JoinError, LoopHandle, Task, TaskBuilder, TaskId,
-    TaskLocal, TaskRef, TimerHandle,
+    DoneCallbackId, Error, EventLoop, ExceptionContext, FutureError, Handle, InvalidStateError,
+    JoinError, LoopFuture, LoopHandle, Task, TaskBuilder, TaskId, TaskLocal, TaskRef, TimerHandle,
 };
 pub use evloop_policy::{
     DefaultEventLoopPolicy, EventLoopPolicy, StrictEventLoopPolicy, get_event_loop,

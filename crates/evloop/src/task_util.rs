@@ -152,6 +152,12 @@ pub enum ReturnWhen {
 /// (they are ready at once), and keep, await or cancel the pending ones. With no tasks it
 /// returns at once.
 ///
+/// As asyncio, the split is made when the waiting task resumes, and every task done by then is
+/// in `done` (with `FirstCompleted` that may be more than one); the waiting task resumes when
+/// asyncio's would, one turn of the ready queue after the end that satisfies `return_when`
+/// (asyncio's done callback, then its waiter future). If `return_when` holds on the first
+/// poll, it returns without waiting.
+///
 /// ```
 /// use std::time::Duration;
 /// use evloop::{ReturnWhen, wait};
@@ -210,6 +216,7 @@ async fn wait_inner<T>(
 ) -> (Vec<Task<T>>, Vec<Task<T>>) {
     let mut refs: Vec<TaskRef> = tasks.iter().map(Task::as_ref).collect();
     let mut timer = deadline.map(crate::time::sleep_until);
+    let mut waited = false;
     if !refs.is_empty() {
         poll_fn(|cx| {
             let mut any_done = false;
@@ -233,12 +240,21 @@ async fn wait_inner<T>(
             if ready {
                 return Poll::Ready(());
             }
-            match &mut timer {
+            let polled = match &mut timer {
                 Some(t) => Pin::new(t).poll(cx),
                 None => Poll::Pending,
-            }
+            };
+            waited |= polled.is_pending();
+            polled
         })
         .await;
+    }
+    if waited {
+        // asyncio resumes `wait` two turns of the ready queue after the end (or the timeout)
+        // that satisfies it: the tasks' done callbacks run, then the waiter future wakes the
+        // task. A waker is one turn; one more, so that every task that ends meanwhile is done
+        // when we partition, as it is there (CPython's test_wait_really_done).
+        evloop_core::yield_now().await;
     }
     tasks.into_iter().partition(Task::is_done)
 }

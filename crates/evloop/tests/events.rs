@@ -24,9 +24,6 @@
 //!     connect_read_pipe / connect_write_pipe (pipe transports: not yet).
 //!   - test_prompt_cancellation: task cancellation (ported with the task tests, not here).
 //!   - test_timeout_rounding: counts _run_once calls; evloop has no iteration counter to hook.
-//!   - test_call_soon_threadsafe, test_call_soon_threadsafe_same_thread: held back, they fail
-//!     (evloop runs the call_soon callback before the earlier call_soon_threadsafe one: FIFO
-//!     across the two queues is being fixed in core/shared.rs); add them back with that fix.
 //! - SubprocessTestsMixin (test_subprocess_exec, test_subprocess_interactive,
 //!   test_subprocess_shell, test_subprocess_exitcode, test_subprocess_close_after_finish,
 //!   test_subprocess_kill, test_subprocess_terminate, test_subprocess_send_signal,
@@ -53,7 +50,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use evloop::signal::consts::{SIGALRM, SIGINT, SIGKILL, SIGTERM};
@@ -493,5 +490,64 @@ fn test_timer() -> TestResult {
     // cancel
     h.cancel();
     assert!(h.cancelled());
+    Ok(())
+}
+
+/// A callback for `call_soon_threadsafe` (so `Send`): appends `arg`, stops the loop at 2.
+fn threadsafe_callback(
+    results: &Arc<Mutex<Vec<&'static str>>>,
+    lp: &evloop::LoopHandle,
+    arg: &'static str,
+) -> impl FnOnce() + Send + 'static {
+    let (results, lp) = (results.clone(), lp.clone());
+    move || {
+        let mut results = results.lock().unwrap_or_else(PoisonError::into_inner);
+        results.push(arg);
+        if results.len() >= 2 {
+            lp.stop();
+        }
+    }
+}
+
+#[test]
+fn test_call_soon_threadsafe() -> TestResult {
+    let lp = EventLoop::new()?;
+    let handle = lp.handle();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    // CPython's lock, released by the thread once it has scheduled its callback, is a
+    // channel here (a std Mutex cannot be released by another thread).
+    let (released, wait_release) = mpsc::channel();
+    let thread = {
+        let cb = threadsafe_callback(&results, &handle, "hello");
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            let scheduled = handle.call_soon_threadsafe(cb);
+            released.send(()).expect("the test waits for this");
+            scheduled
+        })
+    };
+    wait_release.recv()?;
+    lp.call_soon(threadsafe_callback(&results, &handle, "world"));
+    lp.run_forever()?;
+    thread.join().expect("the thread does not panic")?;
+    assert_eq!(
+        *results.lock().unwrap_or_else(PoisonError::into_inner),
+        ["hello", "world"]
+    );
+    Ok(())
+}
+
+#[test]
+fn test_call_soon_threadsafe_same_thread() -> TestResult {
+    let lp = EventLoop::new()?;
+    let handle = lp.handle();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    handle.call_soon_threadsafe(threadsafe_callback(&results, &handle, "hello"))?;
+    lp.call_soon(threadsafe_callback(&results, &handle, "world"));
+    lp.run_forever()?;
+    assert_eq!(
+        *results.lock().unwrap_or_else(PoisonError::into_inner),
+        ["hello", "world"]
+    );
     Ok(())
 }

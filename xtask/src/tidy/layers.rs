@@ -41,6 +41,8 @@ pub(crate) const CORE_LAYERS: &[&str] = &[
     "event_loop::close",
     "event_loop::spawn",
     "event_loop",
+    "loop_future",
+    "task_done",
 ];
 
 /// The layer rule for `rel`, if it is in a layered crate.

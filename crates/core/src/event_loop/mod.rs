@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::handle::{Handle, TimerHandle};
 use crate::loop_handle::LoopHandle;
 use crate::loop_state::EventLoop;
-use crate::task::TaskRef;
+use crate::task::{self, TaskRef};
 use crate::task_local;
 use crate::time::deadline_after;
 use crate::timer_heap::{TimerAction, TimerCell};
