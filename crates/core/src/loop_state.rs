@@ -164,7 +164,8 @@ impl EventLoop {
     }
 
     pub(crate) fn register_task(&self, runnable: &Runnable) {
-        self.inner.tasks.borrow_mut().insert(runnable);
+        let stale = self.inner.tasks.borrow_mut().insert(runnable);
+        drop(stale);
     }
 
     pub(crate) fn forget_task(&self, slot: u32, id: TaskId) {

@@ -1,12 +1,14 @@
 //! `run()` and `Runner`: asyncio's `asyncio.run` and `asyncio.Runner`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
+use std::rc::Rc;
 use std::task::Poll;
 
-use evloop_core::{Error, EventLoop};
+use evloop_core::{Error, EventLoop, TaskRef};
 
 use crate::signal;
 
@@ -30,7 +32,7 @@ type LoopFactory = Box<dyn Fn() -> Result<EventLoop, Error>>;
 ///
 /// Errors: [`Error::RunInRunningLoop`] when called while a loop runs on this thread (nothing
 /// is created or changed then); [`Error::Interrupted`] when Ctrl-C interrupted it (main thread
-/// only: the first SIGINT drops `fut` at the loop's next iteration; see [`Runner::run`]);
+/// only: the first SIGINT cancels the main task, `fut`; see [`Runner::run`]);
 /// [`Error::Io`] if the loop cannot be created; or an error from the shutdown.
 ///
 /// ```
@@ -263,8 +265,9 @@ impl Runner {
     /// run); `run` does not set it again. On the main thread (see
     /// [`is_main_thread`](evloop_policy::is_main_thread)), unless turned off with
     /// [`RunnerBuilder::ctrl_c`], a SIGINT listener is installed for the duration of the run:
-    /// the first Ctrl-C drops `fut` at the loop's next iteration and the run returns
-    /// `Err(Error::Interrupted)`; a second one before that terminates the process; after the
+    /// the first Ctrl-C cancels the main task (the task `fut` runs as, asyncio's rule) and the
+    /// run returns `Err(Error::Interrupted)` — or `Err(Error::Cancelled)` if something else had
+    /// cancelled the main task too; a second one before that terminates the process; after the
     /// run, Ctrl-C terminates the process as usual (details in [`signal`]).
     ///
     /// If `fut` panics, the runner is closed (as a `with asyncio.Runner()` block would be on
@@ -302,10 +305,17 @@ impl Runner {
         } else {
             None
         };
-        let main = race_interrupt(fut, interrupt);
+        let interrupted = Rc::new(Cell::new(None));
+        let main = watch_interrupt(fut, interrupt, interrupted.clone());
 
         match catch_unwind(AssertUnwindSafe(|| lp.run_until_complete(main))) {
-            Ok(result) => result?,
+            Ok(Err(Error::Cancelled)) => match interrupted.take() {
+                // Ctrl-C cancelled the main task, and nothing else did (asyncio: `uncancel()`
+                // back to 0 makes it a `KeyboardInterrupt`).
+                Some(main) if main.uncancel() == 0 => Err(Error::Interrupted),
+                _ => Err(Error::Cancelled),
+            },
+            Ok(result) => result,
             Err(panic) => {
                 if let Err(e) = self.close() {
                     tracing::error!(error = %e, "evloop: closing the runner after a panic failed");
@@ -374,20 +384,30 @@ impl fmt::Debug for Runner {
     }
 }
 
-/// `fut`, or `Err(Interrupted)` as soon as `interrupt` completes (then `fut` is dropped).
-async fn race_interrupt<F: Future>(
+/// `fut`, watching `interrupt` alongside: when it completes (the first Ctrl-C), the main task
+/// — the task this future runs as — is cancelled like any task (asyncio's Runner does the
+/// same), and `interrupted` keeps it for the runner to tell that cancellation from others.
+async fn watch_interrupt<F: Future>(
     fut: F,
     interrupt: Option<Pin<Box<dyn Future<Output = ()>>>>,
-) -> Result<F::Output, Error> {
+    interrupted: Rc<Cell<Option<TaskRef>>>,
+) -> F::Output {
     let mut fut = pin!(fut);
     let Some(mut interrupt) = interrupt else {
-        return Ok(fut.await);
+        return fut.await;
     };
+    let mut watching = true;
     poll_fn(|cx| {
-        if interrupt.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(Error::Interrupted));
+        if watching && interrupt.as_mut().poll(cx).is_ready() {
+            watching = false;
+            if let Ok(Some(main)) = crate::current_task() {
+                main.cancel();
+                interrupted.set(Some(main));
+                // The future is dropped when this poll returns.
+                return Poll::Pending;
+            }
         }
-        fut.as_mut().poll(cx).map(Ok)
+        fut.as_mut().poll(cx)
     })
     .await
 }

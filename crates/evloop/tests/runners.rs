@@ -7,8 +7,8 @@
 //! Ported elsewhere (they change process-wide state):
 //! - `test_asyncio_run_set_event_loop`, `test_set_event_loop_called_once`: `runner_policy.rs`
 //!   (a custom policy, which is process-global).
-//! - `test_interrupt_call_soon`, `test_interrupt_wait`: `runners_interrupt.rs` (a real SIGINT
-//!   to the test process, on its main thread).
+//! - `test_interrupt_call_soon`, `test_interrupt_wait`, `test_interrupt_cancelled_task`:
+//!   `runners_interrupt.rs` (a real SIGINT to the test process, on its main thread).
 //!
 //! Left out (no Rust meaning, or not evloop's shape today):
 //! - `test_asyncio_run_only_coro`, `test_run_non_coro`: `run` takes `F: Future`; anything else
@@ -17,10 +17,9 @@
 //!   evloop polls any `Future` in place (a `Task` too), so there is nothing to refuse.
 //! - `test_asyncio_run_without_uncancel`: evloop has no task factory, so there is no way to
 //!   install a task type without `uncancel()` (evloop's tasks all have `TaskRef::uncancel`).
-//! - `test_run_keeps_context`: evloop has no `contextvars` (a thread-local is the same for
-//!   every run on the runner's thread anyway).
-//! - `test_interrupt_cancelled_task`: needs main future as task (it cancels
-//!   `current_task()` of the main coroutine).
+//! - `test_run_keeps_context`: evloop's `TaskLocal` is scope-only (a value is set for a
+//!   future, `KEY.scope(v, fut)`, never assigned in place as `cvar.set(v)`), so there is no
+//!   context a run could leave behind for the next one.
 //! - `test_signal_install_not_supported_ok`: asyncio patches `signal.signal` to fail; a test
 //!   cannot make evloop's SIGINT installation fail (the failure path logs a warning and runs
 //!   on without Ctrl-C handling).
@@ -412,8 +411,8 @@ fn test_recursive_run() {
     runner.close().expect("close");
 }
 
-// test_interrupt_call_soon, test_interrupt_wait: runners_interrupt.rs.
-// test_interrupt_cancelled_task, test_signal_install_not_supported_ok: left out.
+// test_interrupt_call_soon, test_interrupt_wait, test_interrupt_cancelled_task:
+// runners_interrupt.rs. test_signal_install_not_supported_ok: left out.
 // test_set_event_loop_called_once: runner_policy.rs.
 
 // ---------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@
 //! here; its `KeyboardInterrupt` is `Err(Error::Interrupted)`; the `CancelledError` the main
 //! coroutine sees is its future being dropped.
 //!
-//! Left out: `test_interrupt_cancelled_task` (needs main future as task: it cancels
-//! `current_task()` of the main coroutine).
+//! All three `test_interrupt_*` cases are here.
 
 use std::cell::Cell;
 use std::process::ExitCode;
@@ -104,10 +103,43 @@ fn test_interrupt_wait() -> Result<(), String> {
     ensure(lp.is_closed(), "tearDown: the loop is closed")
 }
 
+/// Interrupting a main task that something else cancelled first is not a `KeyboardInterrupt`:
+/// the run ends `Err(Error::Cancelled)` (asyncio's `CancelledError`).
+fn test_interrupt_cancelled_task() -> Result<(), String> {
+    ensure(evloop_policy::is_main_thread(), "on the main thread")?;
+    let seen: Rc<Cell<Option<evloop::TaskRef>>> = Rc::default();
+    let s = seen.clone();
+    let coro = async move {
+        let main = evloop::current_task().unwrap_or(None);
+        s.set(main.clone());
+        evloop::spawn(async move {
+            evloop::yield_now().await;
+            if let Some(main) = main {
+                main.cancel();
+            }
+            interrupt_self();
+        });
+        evloop::sleep(Duration::from_secs(10)).await;
+    };
+    let mut runner = Runner::new();
+    let result = runner.run(coro);
+    ensure(
+        matches!(result, Err(Error::Cancelled)),
+        format!("CancelledError expected, got {result:?}"),
+    )?;
+    let main = seen.take().ok_or("the main future is a task")?;
+    ensure(main.is_cancelled(), "the main task ends cancelled")?;
+    runner.close().map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let checks: &[Check] = &[
         ("test_interrupt_call_soon", test_interrupt_call_soon),
         ("test_interrupt_wait", test_interrupt_wait),
+        (
+            "test_interrupt_cancelled_task",
+            test_interrupt_cancelled_task,
+        ),
     ];
     let mut failed = 0;
     for (name, check) in checks {

@@ -64,7 +64,8 @@ impl MainTask {
             run,
         };
         let (runnable, task) = task::spawn_local(future, scheduler);
-        lp.inner.tasks.borrow_mut().insert(&runnable);
+        let stale = lp.inner.tasks.borrow_mut().insert(&runnable);
+        drop(stale);
         let main = MainTask {
             lp: lp.clone(),
             task,

@@ -73,7 +73,8 @@ impl EventLoop {
         if self.is_closed() {
             drop(runnable);
         } else {
-            self.inner.tasks.borrow_mut().insert(&runnable);
+            let stale = self.inner.tasks.borrow_mut().insert(&runnable);
+            drop(stale);
             if eager && self.runs_here() {
                 self.start_eagerly(runnable);
             } else {

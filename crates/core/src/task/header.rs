@@ -385,11 +385,35 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>, by: CancelBy, message: Option<
         header.state.cancel(by == CancelBy::User)
     };
     if let Some(scheduled) = scheduled {
-        // SAFETY: the transition gave us the right and the references; the runnable drops
-        // the future when it runs (or is dropped).
-        unsafe { submit(ptr, scheduled) };
+        if by == CancelBy::AbandonedAwait && header.owner != 0 && header.on_owner_thread() {
+            // An idle local task whose awaiter went away, on its own thread: end it now, so
+            // that it has ended before its awaiter has (asyncio cancels the awaited future
+            // first, and the awaiter ends after it). Nested inside the awaiter's drop, as if
+            // the handle owned the future.
+            // SAFETY: the transition gave us the right and the references.
+            unsafe { cancel_now(ptr, scheduled) };
+        } else {
+            // SAFETY: the transition gave us the right and the references; the runnable drops
+            // the future when it runs (or is dropped).
+            unsafe { submit(ptr, scheduled) };
+        }
     }
     took
+}
+
+/// Runs a cancelled task's runnable here instead of handing it to the scheduler: it drops the
+/// future and publishes the cancellation. The scheduler never sees this runnable (a loop's
+/// task table forgets such a task lazily: see `task_table.rs`).
+///
+/// # Safety
+/// `scheduled` came from a cancel transition of the live task at `ptr`, on its owner thread.
+unsafe fn cancel_now(ptr: NonNull<Header>, scheduled: Scheduled) {
+    let _right = scheduled;
+    // SAFETY: the right's first reference and SCHEDULED go to `run`, which sees
+    // CANCEL_REQUESTED and drops the future (on its owner thread, as the caller checked).
+    let _ = unsafe { (ptr.as_ref().vtable.run)(ptr, false) };
+    // SAFETY: the right's second reference (taken for a scheduler call that did not happen).
+    unsafe { drop_ref(ptr) }
 }
 
 /// The waker of every task: the data pointer is the task's header.

@@ -17,9 +17,15 @@ use super::task_ref::TaskRef;
 
 /// A handle to a spawned task: await it for `Result<T, JoinError>`.
 ///
-/// Dropping the handle does **not** cancel the task (it runs on, detached); call
-/// [`cancel`](Task::cancel) for that. If a detached task panics, its loop reports
-/// "Task exception was never retrieved" through the exception handler.
+/// Dropping a handle that was never awaited does **not** cancel the task (it runs on,
+/// detached); call [`cancel`](Task::cancel) for that. A handle that *was* awaited (polled, and
+/// its task still running) and is then dropped — its awaiter was cancelled, a timeout expired,
+/// a `gather` was dropped — cancels its task: asyncio's rule that cancelling an awaiter
+/// cancels what it awaits. A local task on its own thread is cancelled at once then (its
+/// future dropped inside the drop of the handle), so it has ended before its awaiter has.
+/// [`detach`](Task::detach) (or `evloop::shield`) lets an awaited task run on. If a detached
+/// task panics, its loop reports "Task exception was never retrieved" through the exception
+/// handler.
 ///
 /// ```
 /// use evloop_core::EventLoop;

@@ -349,3 +349,37 @@ fn spawn_local_handle_and_last_waker_dropped_at_once_on_two_threads() {
         assert_eq!(off_thread.load(SeqCst), 0, "dropped off its thread");
     }
 }
+
+/// An awaited handle of an idle local task, dropped on its thread (the awaiter was cancelled):
+/// the task is cancelled at once — its future dropped, its end published — before the awaiter
+/// itself has ended, and its scheduler never sees a runnable for it.
+#[test]
+fn an_abandoned_awaited_local_task_is_cancelled_inline() {
+    let h = Harness::default();
+    let drops = Drops::default();
+    let token = drops.token();
+    let (inner_runnable, inner) = spawn_local(
+        async move {
+            let _token = token;
+            std::future::pending::<()>().await
+        },
+        h.sched(),
+    );
+    let inner_ref = inner.as_ref();
+    let (outer_runnable, outer) = spawn_local(inner, h.sched());
+    assert!(!inner_runnable.run());
+    assert!(!outer_runnable.run()); // awaits the inner handle
+    let before = h.schedules();
+    assert!(outer.cancel());
+    let outer_next = h.pop().unwrap();
+    assert!(outer_next.run()); // drops the outer future, and the awaited handle with it
+    assert!(inner_ref.is_done() && inner_ref.is_cancelled());
+    assert_eq!(drops.get(), 1);
+    assert_eq!(
+        h.schedules(),
+        before + 1,
+        "only the outer cancel went to the scheduler"
+    );
+    assert!(h.pop().is_none());
+    assert!(outer.is_cancelled());
+}
