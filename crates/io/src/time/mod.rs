@@ -1,5 +1,5 @@
-//! Time on the running loop: [`sleep`], [`timeout`], [`interval`]
-//! (asyncio's `sleep`, `wait_for` and a periodic ticker).
+//! Time on the running loop: [`sleep`], [`timeout`], [`timeout_scope`], [`interval`]
+//! (asyncio's `sleep`, `wait_for`, the `Timeout` of `asyncio.timeout` and a periodic ticker).
 //!
 //! Every future here finds its loop lazily, at its first poll, with
 //! [`evloop_core::running_loop`]: you may create a [`Sleep`] (or an [`Interval`], or a
@@ -29,10 +29,12 @@ use std::time::{Duration, Instant};
 pub use evloop_core::{YieldNow, yield_now};
 
 mod interval;
+mod scope;
 mod sleep;
 mod timeout;
 
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
+pub use scope::{RescheduleError, Timeout, TimeoutHandle, timeout_scope, timeout_scope_at};
 pub use sleep::{Sleep, sleep, sleep_until};
 pub use timeout::{Elapsed, timeout, timeout_at};
 
