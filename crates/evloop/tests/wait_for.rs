@@ -1,7 +1,7 @@
 //! CPython's `Lib/test/test_asyncio/test_waitfor.py` (3.11 to 3.13), ported, and evloop's own
 //! rules for `timeout`. `asyncio.wait_for(aw, t)` is `evloop::timeout(t, fut)` (a negative `t`:
 //! `timeout_at` with an instant in the past; `t=None`: `timeout_scope(None).run(fut)`).
-//! `asyncio.shield(task)` is `&mut task`: the timeout drops the reference, not the task.
+//! `asyncio.shield(task)` is `evloop::Shield::from(task)` (or `&mut task`).
 //!
 //! Ported: 15 of 20. Left out, Python-only:
 //! - test_wait_for_cancellation_race_condition: the inner coroutine catches its
@@ -28,8 +28,8 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use evloop::{
-    Elapsed, JoinError, ReturnWhen, TaskRef, sleep, spawn, timeout, timeout_at, timeout_scope,
-    yield_now,
+    Elapsed, JoinError, ReturnWhen, Shield, TaskRef, sleep, spawn, timeout, timeout_at,
+    timeout_scope, yield_now,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -361,29 +361,34 @@ async fn test_wait_for_issue86296() {
     assert!(!reached_end.get());
 }
 
-// -- WaitForShieldTests: `asyncio.shield(task)` is `&mut task` --
+// -- WaitForShieldTests --
+//
+// `asyncio.shield(task)` is `evloop::Shield::from(task)`: dropped by the timeout, it detaches
+// the task instead of cancelling it. (There is no shield task whose own `cancelled()` could be
+// asked, and the `Task` handle is inside the shield: its end is awaited through a `TaskRef`,
+// its output kept by the coroutine.)
 
 #[evloop::test]
 async fn test_zero_timeout() {
-    // A timeout of zero drops the shield (the `&mut`) at once; the task runs on.
     let coro = async {
         sleep(10 * MS).await;
         "done"
     };
 
-    let mut task = spawn(coro);
-    assert!(timeout(Duration::ZERO, &mut task).await.is_err());
+    let task = spawn(coro);
+    let task_ref = task.as_ref();
+    let shielded_task = Shield::from(task);
+    assert!(timeout(Duration::ZERO, shielded_task).await.is_err());
 
     // Task is running in background
-    assert!(!task.is_done());
-    assert!(!task.is_cancelled());
-    // (`shielded_task.cancelled()`: there is no shield task to ask.)
+    assert!(!task_ref.is_done());
+    assert!(!task_ref.is_cancelled());
+    // (`shielded_task.cancelled()`: no shield task to ask.)
 
     // Wait for the task to complete: CPython sleeps 0.1 s; awaiting the task does the same
     // without guessing how long it takes.
-    let out = (&mut task).await;
-    assert!(task.is_done());
-    assert_eq!(out.expect("task"), "done");
+    ended(&task_ref).await.expect("task");
+    assert!(task_ref.is_done());
 }
 
 #[evloop::test]
@@ -395,27 +400,44 @@ async fn test_none_timeout() {
         "done"
     };
 
-    let mut task = spawn(coro);
-    let out = timeout_scope(None).run(&mut task).await;
+    let task = spawn(coro);
+    let task_ref = task.as_ref();
+    let out = timeout_scope(None).run(Shield::from(task)).await;
 
-    assert!(task.is_done());
-    // Rust form: the output was taken by the first await (CPython awaits the task twice).
+    assert!(task_ref.is_done());
     assert_eq!(out.expect("no limit").expect("task"), "done");
 }
 
 #[evloop::test]
 async fn test_shielded_timeout() {
     // shield prevents the task from being cancelled.
-    let coro = async {
+    let result = Rc::new(Cell::new(None));
+    let r = result.clone();
+    let coro = async move {
         sleep(100 * MS).await;
+        r.set(Some("done"));
         "done"
     };
 
-    let mut task = spawn(coro);
-    assert!(timeout(10 * MS, &mut task).await.is_err());
+    let task = spawn(coro);
+    let task_ref = task.as_ref();
+    assert!(timeout(10 * MS, Shield::from(task)).await.is_err());
 
+    assert!(!task_ref.is_done());
+    assert!(!task_ref.is_cancelled());
+    ended(&task_ref).await.expect("task");
+    assert_eq!(result.get(), Some("done"));
+}
+
+#[evloop::test]
+async fn a_task_passed_by_mut_ref_outlives_the_timeout() {
+    // evloop's other spelling of a shield: the timeout drops the reference, not the task.
+    let mut task = spawn(async {
+        sleep(50 * MS).await;
+        "done"
+    });
+    assert!(timeout(5 * MS, &mut task).await.is_err());
     assert!(!task.is_done());
-    assert!(!task.is_cancelled());
     assert_eq!(task.await.expect("task"), "done");
 }
 
