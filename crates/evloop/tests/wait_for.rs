@@ -212,7 +212,10 @@ async fn test_wait_for_timeout_less_then_0_or_0() {
         let out = (&mut fut).await;
         assert!(fut.is_done(), "timeout={timeout_secs}");
         // it should have been cancelled due to the timeout
-        assert!(out.unwrap_err().is_cancelled(), "timeout={timeout_secs}");
+        assert!(
+            out.expect_err("cancelled").is_cancelled(),
+            "timeout={timeout_secs}"
+        );
         assert_eq!(foo_running.get(), Some(false), "timeout={timeout_secs}");
     }
 }
@@ -246,7 +249,7 @@ async fn test_wait_for() {
     let out = ended(&fut_ref).await;
     assert!(fut_ref.is_done());
     // it should have been cancelled due to the timeout
-    assert!(out.unwrap_err().is_cancelled());
+    assert!(out.expect_err("cancelled").is_cancelled());
     assert!(fut_ref.is_cancelled());
     assert_eq!(foo_running.get(), Some(false));
 }
@@ -288,7 +291,12 @@ async fn test_wait_for_waits_for_task_cancellation() {
 
     // Rust form: evloop's timeout does not wait for the cancelled task; awaiting it does.
     // (`cm.exception.__context__` is Python-only.)
-    assert!(ended(&inner_ref).await.unwrap_err().is_cancelled());
+    assert!(
+        ended(&inner_ref)
+            .await
+            .expect_err("cancelled")
+            .is_cancelled()
+    );
     assert!(task_done.get());
 }
 
@@ -312,11 +320,11 @@ async fn cancel_wait_for(limit: Option<Duration>) {
     });
 
     let res = wait.await;
-    assert!(res.unwrap_err().is_cancelled());
+    assert!(res.expect_err("cancelled").is_cancelled());
 
     // Python issue #23219: cancelling the wait must also cancel the task
     let out = ended(&task_ref).await;
-    assert!(out.unwrap_err().is_cancelled());
+    assert!(out.expect_err("cancelled").is_cancelled());
     assert!(task_ref.is_cancelled());
 }
 
@@ -340,7 +348,8 @@ async fn test_wait_for_issue86296() {
     let reached_end = Rc::new(Cell::new(false));
     // Rust form: the handle goes into wait_for, so the output it got is kept here for the
     // final `await inner_task`.
-    let got: Rc<RefCell<Option<Result<Result<&str, JoinError>, Elapsed>>>> = Rc::default();
+    type WaitForOutput = Result<Result<&'static str, JoinError>, Elapsed>;
+    let got: Rc<RefCell<Option<WaitForOutput>>> = Rc::default();
 
     let (end, g) = (reached_end.clone(), got.clone());
     let wait_for_coro = async move {
@@ -354,7 +363,7 @@ async fn test_wait_for_issue86296() {
     // Run the task
     yield_now().await;
     task.cancel();
-    assert!(task.await.unwrap_err().is_cancelled());
+    assert!(task.await.expect_err("cancelled").is_cancelled());
     assert!(inner_ref.is_done());
     assert!(!inner_ref.is_cancelled());
     assert!(matches!(*got.borrow(), Some(Ok(Ok("done")))));
@@ -487,7 +496,10 @@ async fn nested_timeouts_that_expire_together_the_outermost_reports() {
     let res = timeout_at(outer_deadline, inner).await;
 
     assert!(res.is_err(), "the outer timeout reports: {res:?}");
-    assert!(!inner_claimed.get(), "the inner timeout did not claim the expiry");
+    assert!(
+        !inner_claimed.get(),
+        "the inner timeout did not claim the expiry"
+    );
     assert!(inner_dropped.get());
     assert!(start.elapsed() < BOUND);
 }

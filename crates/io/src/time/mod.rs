@@ -55,4 +55,3 @@ fn expect_running_loop() -> evloop_core::EventLoop {
         }
     }
 }
-
