@@ -22,14 +22,14 @@
 //! - test_timeout_taskgroup: `ExceptionGroup` and chaining.
 
 use std::cell::{Cell, RefCell};
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use evloop::{
-    JoinError, RescheduleError, TaskRef, TimeoutHandle, sleep, spawn, timeout, timeout_scope,
-    timeout_scope_at,
+    JoinError, LoopFuture, RescheduleError, TaskRef, TimeoutHandle, sleep, spawn, timeout,
+    timeout_scope, timeout_scope_at,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -66,45 +66,11 @@ impl Drop for OnCancel {
     }
 }
 
-/// asyncio's `loop.create_future()`: a result set later (by a callback or another task) and
-/// awaited.
-struct Promise<T>(Rc<RefCell<(Option<T>, Option<Waker>)>>);
-
-impl<T> Clone for Promise<T> {
-    fn clone(&self) -> Self {
-        Promise(self.0.clone())
-    }
-}
-
-impl<T: 'static> Promise<T> {
-    fn new() -> Self {
-        Promise(Rc::new(RefCell::new((None, None))))
-    }
-
-    fn set_result(&self, value: T) {
-        let waker = {
-            let mut slot = self.0.borrow_mut();
-            slot.0 = Some(value);
-            slot.1.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    fn wait(&self) -> impl Future<Output = T> + 'static {
-        let slot = self.0.clone();
-        poll_fn(move |cx| {
-            let mut slot = slot.borrow_mut();
-            match slot.0.take() {
-                Some(v) => Poll::Ready(v),
-                None => {
-                    slot.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-    }
+/// `loop.create_future()` on the running loop.
+fn create_future<T: 'static>() -> LoopFuture<T> {
+    evloop::get_running_loop()
+        .expect("a running loop")
+        .create_future()
 }
 
 /// Awaits the end of the task behind `task` (bounded by [`BOUND`]) and returns its outcome.
@@ -373,7 +339,7 @@ async fn test_nested_timeouts_loop_busy() {
 
 #[evloop::test]
 async fn test_reschedule() {
-    let fut: Promise<TimeoutHandle> = Promise::new();
+    let fut: LoopFuture<TimeoutHandle> = create_future();
     let deadline1 = Instant::now() + Duration::from_secs(10);
     let deadline2 = deadline1 + Duration::from_secs(20);
 
@@ -382,12 +348,12 @@ async fn test_reschedule() {
         let cm = timeout_scope_at(deadline1);
         let h = cm.handle();
         cm.run(async move {
-            f.set_result(h);
+            f.set_result(h).expect("set once");
             sleep(Duration::from_secs(50)).await;
         })
         .await
     });
-    let cm = fut.wait().await;
+    let cm = fut.clone().await.expect("set");
 
     assert_eq!(cm.when(), Some(deadline1));
     cm.reschedule(deadline2).expect("active");
@@ -548,16 +514,16 @@ async fn cancelling_the_outer_task_cancels_a_task_run_in_a_scope() {
     let inner_ref = inner.as_ref();
     let cm = timeout_scope(Duration::from_secs(60));
     let h = cm.handle();
-    let entered = Promise::new();
+    let entered = create_future();
     let e = entered.clone();
     let outer = spawn(async move {
         cm.run(async move {
-            e.set_result(());
+            e.set_result(()).expect("set once");
             inner.await
         })
         .await
     });
-    entered.wait().await;
+    entered.clone().await.expect("set");
     outer.cancel();
     assert!(outer.await.expect_err("cancelled").is_cancelled());
     assert!(!h.expired(), "cancelled from outside, not expired");
@@ -588,15 +554,15 @@ async fn rescheduling_from_another_task_moves_the_deadline_earlier() {
     let start = Instant::now();
     let cm = timeout_scope(Duration::from_secs(60));
     let h = cm.handle();
-    let entered = Promise::new();
+    let entered = create_future();
     let (e, h2) = (entered.clone(), h.clone());
     spawn(async move {
-        e.wait().await;
+        e.clone().await.expect("set");
         h2.reschedule(Instant::now() + 10 * MS).expect("active");
     });
     let res = cm
         .run(async move {
-            entered.set_result(());
+            entered.set_result(()).expect("set once");
             sleep(Duration::from_secs(60)).await;
         })
         .await;

@@ -24,11 +24,11 @@
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use evloop::{
-    Elapsed, JoinError, ReturnWhen, Shield, TaskRef, sleep, spawn, timeout, timeout_at,
+    Elapsed, JoinError, LoopFuture, ReturnWhen, Shield, TaskRef, sleep, spawn, timeout, timeout_at,
     timeout_scope, yield_now,
 };
 
@@ -52,48 +52,11 @@ impl Drop for OnDrop {
     }
 }
 
-/// asyncio's `loop.create_future()`: a result set later (by a callback or another task) and
-/// awaited.
-struct Promise<T>(Rc<RefCell<(Option<T>, Option<Waker>)>>);
-
-impl<T> Clone for Promise<T> {
-    fn clone(&self) -> Self {
-        Promise(self.0.clone())
-    }
-}
-
-impl<T> Promise<T> {
-    fn new() -> Self {
-        Promise(Rc::new(RefCell::new((None, None))))
-    }
-
-    fn set_result(&self, value: T) {
-        let waker = {
-            let mut slot = self.0.borrow_mut();
-            slot.0 = Some(value);
-            slot.1.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    fn wait(&self) -> impl Future<Output = T> + 'static
-    where
-        T: 'static,
-    {
-        let slot = self.0.clone();
-        poll_fn(move |cx| {
-            let mut slot = slot.borrow_mut();
-            match slot.0.take() {
-                Some(v) => Poll::Ready(v),
-                None => {
-                    slot.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-    }
+/// `loop.create_future()` on the running loop.
+fn create_future<T: 'static>() -> LoopFuture<T> {
+    evloop::get_running_loop()
+        .expect("a running loop")
+        .create_future()
 }
 
 /// Awaits the end of the task behind `task` (bounded by [`BOUND`]) and returns its outcome.
@@ -145,18 +108,23 @@ async fn test_asyncio_wait_for_timeout() {
 
 #[evloop::test]
 async fn test_wait_for_timeout_less_then_0_or_0_future_done() {
-    // `fut = loop.create_future(); fut.set_result('done')`: a task that has ended.
-    let mut fut = spawn(async { "done" });
-    ended(&fut.as_ref()).await.expect("task");
+    let fut = create_future();
+    fut.set_result("done").expect("set once");
 
     // Rust form: CPython's wait_for sees that `fut` is done and returns 'done'. A timeout over
     // any `Future` cannot know that without polling it, which a passed deadline forbids: it
-    // reports Elapsed (documented on `timeout`). Passed by `&mut`, the task keeps its output,
-    // and asyncio's answer is one `is_done()` away.
-    assert!(timeout(Duration::ZERO, &mut fut).await.is_err());
+    // reports Elapsed (documented on `timeout`). asyncio's answer is one `is_done()` away.
+    let ret = timeout(Duration::ZERO, fut.clone()).await;
+    assert!(ret.is_err());
     assert!(fut.is_done());
-    let ret = fut.await.expect("task");
-    assert_eq!(ret, "done");
+    assert_eq!(fut.result(), Some(Ok("done")));
+
+    // The same for a task that has ended: passed by `&mut`, it keeps its output.
+    let mut task = spawn(async { "done" });
+    ended(&task.as_ref()).await.expect("task");
+    assert!(timeout(Duration::ZERO, &mut task).await.is_err());
+    assert!(task.is_done());
+    assert_eq!(task.await.expect("task"), "done");
 }
 
 #[evloop::test]
@@ -174,12 +142,12 @@ async fn test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started() {
 async fn test_wait_for_timeout_less_then_0_or_0() {
     for timeout_secs in [0i64, -1] {
         let foo_running: Rc<Cell<Option<bool>>> = Rc::new(Cell::new(None));
-        let started = Promise::new();
+        let started = create_future();
 
         let (running, s) = (foo_running.clone(), started.clone());
         let foo = async move {
             running.set(Some(true));
-            s.set_result(());
+            s.set_result(()).expect("set once");
             // `finally: foo_running = False`
             struct Finally(Rc<Cell<Option<bool>>>);
             impl Drop for Finally {
@@ -193,7 +161,7 @@ async fn test_wait_for_timeout_less_then_0_or_0() {
         };
 
         let mut fut = spawn(foo);
-        started.wait().await;
+        started.clone().await.expect("set");
 
         // Rust form: with its deadline passed, the timeout never polls `fut`, and a `Task`
         // dropped unawaited only detaches (CPython's wait_for cancels it). So the task goes in
@@ -265,12 +233,12 @@ async fn test_wait_for_blocking() {
 async fn test_wait_for_race_condition() {
     let lp = evloop::get_running_loop().expect("running loop");
 
-    let fut = Promise::new();
-    let task = timeout(200 * MS, fut.wait());
+    let fut = create_future();
+    let task = timeout(200 * MS, fut.clone());
     let f = fut.clone();
-    lp.call_soon(move || f.set_result("ok"));
+    lp.call_soon(move || f.set_result("ok").expect("set once"));
     let res = task.await;
-    assert_eq!(res, Ok("ok"));
+    assert_eq!(res, Ok(Ok("ok")));
 }
 
 #[evloop::test]
