@@ -37,8 +37,8 @@
 //! - `evloop-io`: the I/O on the running loop, re-exported here unchanged — [`net`],
 //!   [`protocol`], [`process`], [`signal`] ([`SignalHandlers`]), the thread pool
 //!   ([`executor`], [`RunInExecutor`], [`to_thread`]) and time ([`sleep`], [`timeout`],
-//!   [`interval`]). It needs only the core, so a runtime of your own can use it without the
-//!   policy layer or [`run`].
+//!   [`timeout_scope`], [`interval`]). It needs only the core, so a runtime of your own can
+//!   use it without the policy layer or [`run`].
 //! - This crate: [`run`] and [`Runner`] (asyncio.run / asyncio.Runner), [`spawn`]
 //!   (asyncio.create_task); task utilities ([`gather`], [`wait`], [`task_group`],
 //!   [`join_set`], [`TaskGroup`]); the macros [`main`] and [`test`].
@@ -170,7 +170,8 @@ pub use evloop_io::{executor, net, process, protocol, signal, time};
 pub use executor::{RunInExecutor, to_thread};
 pub use signal::SignalHandlers;
 pub use time::{
-    Elapsed, Interval, Sleep, interval, sleep, sleep_until, timeout, timeout_at, yield_now,
+    Elapsed, Interval, RescheduleError, Sleep, Timeout, TimeoutHandle, interval, sleep,
+    sleep_until, timeout, timeout_at, timeout_scope, timeout_scope_at, yield_now,
 };
 
 /// The README's code blocks, compiled and run as doc-tests so that they stay true.

@@ -15,7 +15,8 @@
 //! - [`signal`]: `ctrl_c()`, asyncio's signal handlers ([`SignalHandlers`]), signal streams.
 //! - [`executor`]: the per-loop thread pool for blocking work ([`RunInExecutor`],
 //!   [`to_thread`]).
-//! - [`time`]: `sleep`, `timeout`, `interval` on the running loop.
+//! - [`time`]: `sleep`, `timeout`, asyncio's `Timeout` scope (`timeout_scope`), `interval` on
+//!   the running loop.
 //!
 //! ```
 //! use evloop_core::EventLoop;

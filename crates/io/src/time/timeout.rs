@@ -1,0 +1,129 @@
+//! Time limits on a future: [`timeout`], [`timeout_at`] and their error, [`Elapsed`].
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use super::sleep_until;
+
+/// The error of [`timeout`] and [`timeout_at`]: the deadline passed before the future
+/// completed (asyncio's `TimeoutError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(pub(super) ());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(e: Elapsed) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, e)
+    }
+}
+
+/// Runs `future` with a time limit (asyncio's `wait_for`).
+///
+/// `Ok(output)` if the future completes before `duration` has passed, else `Err(Elapsed)` —
+/// and then the future is dropped, which is how Rust cancels it. The deadline is taken when
+/// `timeout` is called, and saturates: `Duration::MAX` never elapses. For a limit you can move
+/// while the work runs (asyncio's `async with timeout(d) as cm: cm.reschedule(..)`), see
+/// [`timeout_scope`](super::timeout_scope).
+///
+/// The rules, asyncio's where Rust lets them be:
+///
+/// - **The deadline is checked before the future is polled**, at every poll. So a deadline
+///   that has already passed (a zero `duration`, or [`timeout_at`] with an instant in the
+///   past) gives `Err(Elapsed)` without polling the future at all: work that has not started
+///   never starts (asyncio's `wait_for(coro, 0)`). Even a future that would be ready at once
+///   loses then — a plain future's "done" cannot be known without polling it.
+/// - **On expiry the future is dropped.** A [`Task`](evloop_core::Task) handed over by value
+///   and already awaited by this timeout is dropped before its task ended, which cancels the
+///   task (asyncio's `wait_for(task, d)` cancels `task`). A `Task` that this timeout never
+///   polled — its deadline had passed at the first poll — is dropped unawaited, and a dropped
+///   unawaited `Task` only detaches. If a task already done counts (asyncio's `wait_for` of a
+///   done future returns its result even with `timeout=0`), check
+///   [`is_done`](evloop_core::Task::is_done) first; to keep a task running past the
+///   deadline (asyncio's `wait_for(shield(task), d)`), pass `&mut task`.
+/// - **Nested timeouts that expire together**: the outermost reports `Elapsed`, the inner
+///   ones are dropped with the work, unpolled, without claiming it (asyncio: the inner
+///   `timeout` re-raises the `CancelledError`, only the outer one turns it into
+///   `TimeoutError`).
+/// - **Cancelling the awaiter cancels the work**: a task cancelled while it awaits a
+///   `timeout` drops it, and the future inside with it (a `Task` inside is cancelled).
+///
+/// Unlike asyncio's `wait_for`, the timeout does not wait for a cancelled `Task` to finish
+/// unwinding: the task's future is dropped at its next scheduling point, just after `Elapsed`
+/// is returned (await a [`TaskRef`](evloop_core::TaskRef) of it to see it end).
+///
+/// # Panics
+///
+/// The returned future panics if it is polled outside a running event loop.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
+///     let quick = evloop_io::time::timeout(Duration::from_secs(1), async { 7 }).await;
+///     assert_eq!(quick, Ok(7));
+///     let never = std::future::pending::<()>();
+///     assert!(evloop_io::time::timeout(Duration::from_millis(5), never).await.is_err());
+///     // A deadline already passed: the future is not even polled.
+///     let mut started = false;
+///     let work = async { started = true };
+///     assert!(evloop_io::time::timeout(Duration::ZERO, work).await.is_err());
+///     assert!(!started);
+/// })?;
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
+pub fn timeout<F: Future>(
+    duration: Duration,
+    future: F,
+) -> impl Future<Output = Result<F::Output, Elapsed>> {
+    timeout_at(evloop_core::deadline_after(duration), future)
+}
+
+/// Runs `future` until the loop's clock reaches `deadline` (asyncio's `timeout_at`, and
+/// `wait_for` with an absolute deadline); the rules are [`timeout`]'s: a deadline already in
+/// the past gives `Err(Elapsed)` without polling `future`.
+///
+/// # Panics
+///
+/// The returned future panics if it is polled outside a running event loop.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// evloop_core::EventLoop::new()?.run_until_complete(async {
+///     let deadline = Instant::now() + Duration::from_millis(5);
+///     let slow = evloop_io::time::sleep(Duration::from_secs(5));
+///     assert!(evloop_io::time::timeout_at(deadline, slow).await.is_err());
+///     assert!(Instant::now() >= deadline);
+/// })?;
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
+pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
+    let mut future = pin!(future);
+    let mut timer = sleep_until(deadline);
+    poll_fn(|cx| {
+        // Our own deadline first: once it has passed the work is not polled again, so of
+        // nested timeouts that expire together the outermost claims the expiry.
+        if Instant::now() >= deadline {
+            return Poll::Ready(Err(Elapsed(())));
+        }
+        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        match Pin::new(&mut timer).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+    // `future` is dropped here, when the deadline won too.
+}
