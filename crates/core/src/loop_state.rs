@@ -164,13 +164,25 @@ impl EventLoop {
     }
 
     pub(crate) fn register_task(&self, runnable: &Runnable) {
-        let stale = self.inner.tasks.borrow_mut().insert(runnable);
-        drop(stale);
+        self.inner.tasks.borrow_mut().insert(runnable);
     }
 
     pub(crate) fn forget_task(&self, slot: u32, id: TaskId) {
         let removed = self.inner.tasks.borrow_mut().remove(slot, id);
         drop(removed);
+    }
+
+    /// Forgets the tasks that ended without the loop stepping them (an awaited handle's drop
+    /// cancelled them inline: `Schedule::ended_unscheduled`).
+    pub(crate) fn forget_ended_unscheduled(&self) {
+        let shared = &self.inner.shared;
+        shared
+            .ended_unscheduled_any
+            .store(false, std::sync::atomic::Ordering::Release);
+        let ended = std::mem::take(&mut *crate::task::lock(&shared.ended_unscheduled));
+        for (slot, id) in ended {
+            self.forget_task(slot, id);
+        }
     }
 
     /// Turns debug mode on or off (slow-callback warnings).

@@ -96,6 +96,11 @@ pub(crate) struct Shared {
     /// The tasks `EventLoop::cancel_all_tasks` cancelled and is waiting for, sorted by id: a
     /// panicking destructor of one of them is a shutdown report.
     pub(crate) shutdown_tasks: Mutex<Vec<TaskId>>,
+    /// Tasks that ended without the loop stepping them (`Schedule::ended_unscheduled`): the
+    /// loop forgets them at its next iteration. `ended_unscheduled_any` says the list is not
+    /// empty (one load per iteration).
+    pub(crate) ended_unscheduled: Mutex<Vec<(u32, TaskId)>>,
+    pub(crate) ended_unscheduled_any: AtomicBool,
 }
 
 impl Shared {
@@ -111,6 +116,8 @@ impl Shared {
             reactor,
             sleeps_cancelled: Arc::default(),
             shutdown_tasks: Mutex::new(Vec::new()),
+            ended_unscheduled: Mutex::new(Vec::new()),
+            ended_unscheduled_any: AtomicBool::new(false),
         }
     }
 
@@ -257,6 +264,13 @@ impl Schedule for LoopScheduler {
 
     fn destructor_panicked(&self, task: TaskId, payload: Box<dyn std::any::Any + Send>) {
         self.report(destructor_panic_report(task).with_panic(payload));
+    }
+
+    fn ended_unscheduled(&self, task: TaskId, tag: u32) {
+        crate::task::lock(&self.shared.ended_unscheduled).push((tag, task));
+        self.shared
+            .ended_unscheduled_any
+            .store(true, Ordering::Release);
     }
 
     fn task_destructor_panicked(&self, task: TaskRef, payload: Box<dyn std::any::Any + Send>) {

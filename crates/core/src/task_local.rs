@@ -34,8 +34,15 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Entry>>> = const { RefCell::new(None) };
 }
 
+#[inline]
 fn current_head() -> Option<Rc<Entry>> {
     CURRENT.with(|c| c.borrow().clone())
+}
+
+/// True if some task-local value is set here (the common "no" is one thread-local read).
+#[inline(always)]
+fn any_set() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
 }
 
 /// Makes `head` the current context until the guard drops (restoring the previous one).
@@ -57,14 +64,27 @@ impl Drop for Enter {
 }
 
 /// The context a task created here and now inherits, if any value is set.
-#[inline]
+#[inline(always)]
 pub(crate) fn snapshot() -> Option<ContextSnapshot> {
+    if !any_set() {
+        return None;
+    }
     current_head().map(ContextSnapshot)
 }
 
 /// `f`, bound to the context visible now (asyncio's `call_soon` copies the current context
 /// into the callback's handle): it runs in that context wherever it is called.
+#[inline(always)]
 pub(crate) fn bind_callback(f: Box<dyn FnOnce()>) -> Box<dyn FnOnce()> {
+    if !any_set() {
+        return f;
+    }
+    bind_to_current(f)
+}
+
+/// `bind_callback`'s slow path: a value is set.
+#[inline(never)]
+fn bind_to_current(f: Box<dyn FnOnce()>) -> Box<dyn FnOnce()> {
     match current_head() {
         None => f,
         Some(head) => Box::new(move || {

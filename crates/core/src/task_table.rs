@@ -15,19 +15,11 @@ pub(crate) struct TaskTable {
     slots: Vec<Option<TaskPtr>>,
     free: Vec<usize>,
     len: usize,
-    /// The next slot `insert` looks at for a task that ended without the loop seeing it end
-    /// (one the task core cancelled inline, when an awaited handle was dropped).
-    sweep: usize,
 }
 
 impl TaskTable {
     /// Registers the task of `runnable` and records its slot in the task's tag.
-    /// Adds the task of `runnable`. Returns what the amortised clean-up took out (two slots
-    /// looked at per insert, so stale entries go within a few rounds): the caller drops it
-    /// once it no longer borrows the table (a task's last reference may run user code).
-    #[must_use = "drop the stale entries after the table's borrow ends"]
-    pub(crate) fn insert(&mut self, runnable: &Runnable) -> [Option<TaskPtr>; 2] {
-        let stale = [self.sweep_one(), self.sweep_one()];
+    pub(crate) fn insert(&mut self, runnable: &Runnable) {
         let task = Some(runnable.task_ptr());
         let slot = match self.free.pop() {
             Some(i) => {
@@ -43,25 +35,9 @@ impl TaskTable {
         // matched on removal (the table keeps that task until `take_all`).
         runnable.set_tag(u32::try_from(slot).unwrap_or(u32::MAX));
         self.len += 1;
-        stale
     }
 
     /// Removes the task `id` registered at `slot`, if it is there.
-    /// Forgets the task in the slot under the sweep cursor if it has ended, and moves on.
-    fn sweep_one(&mut self) -> Option<TaskPtr> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let i = self.sweep % self.slots.len();
-        self.sweep = i + 1;
-        if !self.slots[i].as_ref().is_some_and(TaskPtr::is_done) {
-            return None;
-        }
-        self.free.push(i);
-        self.len -= 1;
-        self.slots[i].take()
-    }
-
     pub(crate) fn remove(&mut self, slot: u32, id: TaskId) -> Option<TaskPtr> {
         let slot = usize::try_from(slot).ok()?;
         let entry = self.slots.get_mut(slot)?;
@@ -118,35 +94,19 @@ mod tests {
         let mut table = TaskTable::default();
         let (a, _ta) = runnable();
         let (b, _tb) = runnable();
-        let _ = table.insert(&a);
-        let _ = table.insert(&b);
+        table.insert(&a);
+        table.insert(&b);
         assert_eq!((a.tag(), b.tag()), (0, 1));
         assert!(table.remove(a.tag(), a.id()).is_some());
         // A second removal, or one with the wrong id, finds nothing.
         assert!(table.remove(a.tag(), a.id()).is_none());
         assert!(table.remove(b.tag(), a.id()).is_none());
         let (c, _tc) = runnable();
-        let _ = table.insert(&c);
+        table.insert(&c);
         assert_eq!(c.tag(), 0, "the freed slot is reused");
         let ids: Vec<_> = table.iter().map(TaskPtr::id).collect();
         assert_eq!(ids, [c.id(), b.id()]);
         assert_eq!(table.take_all().len(), 2);
         assert_eq!(table.iter().count(), 0);
-    }
-
-    /// A task that ended without the loop seeing it (cancelled inline when its awaited handle
-    /// was dropped) is swept out by later inserts, and its slot reused.
-    #[test]
-    fn tasks_that_ended_unseen_are_swept_out_by_inserts() {
-        let mut table = TaskTable::default();
-        let (a, ta) = runnable();
-        let _ = table.insert(&a);
-        assert!(a.run());
-        assert!(ta.is_done());
-        let (b, _tb) = runnable();
-        let stale = table.insert(&b);
-        assert_eq!(stale.iter().flatten().count(), 1);
-        assert_eq!(b.tag(), 0, "the swept slot is reused");
-        assert_eq!(table.iter().count(), 1);
     }
 }

@@ -64,8 +64,7 @@ impl MainTask {
             run,
         };
         let (runnable, task) = task::spawn_local(future, scheduler);
-        let stale = lp.inner.tasks.borrow_mut().insert(&runnable);
-        drop(stale);
+        lp.inner.tasks.borrow_mut().insert(&runnable);
         let main = MainTask {
             lp: lp.clone(),
             task,

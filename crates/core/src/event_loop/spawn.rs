@@ -54,6 +54,7 @@ impl EventLoop {
         self.inner.eager_tasks.get()
     }
 
+    #[inline]
     fn spawn_task<F>(&self, fut: F, name: Option<String>, eager: bool) -> Task<F::Output>
     where
         F: Future + 'static,
@@ -73,8 +74,7 @@ impl EventLoop {
         if self.is_closed() {
             drop(runnable);
         } else {
-            let stale = self.inner.tasks.borrow_mut().insert(&runnable);
-            drop(stale);
+            self.inner.tasks.borrow_mut().insert(&runnable);
             if eager && self.runs_here() {
                 self.start_eagerly(runnable);
             } else {

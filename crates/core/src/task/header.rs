@@ -32,6 +32,8 @@ pub(crate) struct TaskVTable {
     pub(crate) drop_output: unsafe fn(NonNull<Header>, OutputToken),
     /// Frees the allocation (or leaves it, for a leaked local future).
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
+    /// Tells the scheduler that the task ended without a runnable of its (`cancel_now`).
+    pub(crate) ended_unscheduled: unsafe fn(NonNull<Header>),
 }
 
 /// What few tasks need: a name, or `TaskRef` futures waiting for the end. Allocated on first use.
@@ -403,7 +405,7 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>, by: CancelBy, message: Option<
 
 /// Runs a cancelled task's runnable here instead of handing it to the scheduler: it drops the
 /// future and publishes the cancellation. The scheduler never sees this runnable (a loop's
-/// task table forgets such a task lazily: see `task_table.rs`).
+/// task table forgets such a task when `Schedule::ended_unscheduled` tells it).
 ///
 /// # Safety
 /// `scheduled` came from a cancel transition of the live task at `ptr`, on its owner thread.
@@ -412,6 +414,8 @@ unsafe fn cancel_now(ptr: NonNull<Header>, scheduled: Scheduled) {
     // SAFETY: the right's first reference and SCHEDULED go to `run`, which sees
     // CANCEL_REQUESTED and drops the future (on its owner thread, as the caller checked).
     let _ = unsafe { (ptr.as_ref().vtable.run)(ptr, false) };
+    // SAFETY: the right's second reference keeps the task alive for the call.
+    unsafe { (ptr.as_ref().vtable.ended_unscheduled)(ptr) };
     // SAFETY: the right's second reference (taken for a scheduler call that did not happen).
     unsafe { drop_ref(ptr) }
 }

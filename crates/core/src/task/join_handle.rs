@@ -196,11 +196,7 @@ impl<T> Future for Task<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let header = self.header();
-        if super::current::is_current(self.ptr) && header.state() & COMPLETED == 0 {
-            // It could only complete after this poll returned: asyncio's "Task cannot await on
-            // itself", an error for the awaiting code rather than a hang.
-            return Poll::Ready(Err(JoinError::AwaitedItself));
-        }
+        let mut first = true;
         loop {
             if let Some(token) = header.state.claim_output() {
                 let mut out: Option<Result<T, JoinError>> = None;
@@ -209,6 +205,11 @@ impl<T> Future for Task<T> {
                     (header.vtable.take_output)(self.ptr, token, &mut out as *mut _ as *mut ())
                 };
                 return Poll::Ready(out.unwrap_or(Err(JoinError::Cancelled)));
+            }
+            if std::mem::take(&mut first) && super::current::is_current(self.ptr) {
+                // Not done, and it could only complete after this poll returned: asyncio's
+                // "Task cannot await on itself", an error for the awaiting code, not a hang.
+                return Poll::Ready(Err(JoinError::AwaitedItself));
             }
             let Some(slot) = header.state.acquire_join_slot() else {
                 // Completed meanwhile: read the outcome.
@@ -258,6 +259,7 @@ impl<T> Drop for Task<T> {
 
 /// Gives up the handle of the task at `ptr`: its waker slot, an outcome nobody read, its
 /// reference.
+#[inline]
 fn release_handle(ptr: NonNull<Header>) {
     // SAFETY: the caller's handle owns a reference, released last.
     let header = unsafe { ptr.as_ref() };

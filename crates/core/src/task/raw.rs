@@ -56,6 +56,7 @@ where
         take_output: Self::take_output,
         drop_output: Self::drop_output,
         dealloc: Self::dealloc,
+        ended_unscheduled: Self::ended_unscheduled,
     };
 
     /// Allocates a task: scheduled (one reference for the runnable) with a live handle (one
@@ -381,6 +382,21 @@ where
             // SAFETY: `ptr` is the cell; the caller's reference keeps it alive.
             None => unsafe { cell.drop_stage_in_place(&token, Some(ptr)) },
         }
+    }
+
+    /// # Safety
+    /// The caller holds a reference.
+    unsafe fn ended_unscheduled(ptr: NonNull<Header>) {
+        // SAFETY: the caller holds a reference.
+        let cell = unsafe { Self::cell(ptr) };
+        let (id, tag) = (
+            cell.header.id,
+            cell.header.tag.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        contain_logged(
+            || cell.schedule.ended_unscheduled(id, tag),
+            "a scheduler's ended_unscheduled report",
+        );
     }
 
     /// # Safety

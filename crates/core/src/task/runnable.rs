@@ -53,6 +53,16 @@ pub trait Schedule: Send + Sync + 'static {
     fn task_destructor_panicked(&self, task: TaskRef, payload: Box<dyn Any + Send>) {
         self.destructor_panicked(task.id(), payload);
     }
+
+    /// The task ended without its last runnable passing through [`schedule`]: an awaited
+    /// `Task` handle of this idle local task was dropped on its thread, which cancelled it on
+    /// the spot. `tag` is the task's [`Runnable::tag`]. A runtime that keeps a table of its
+    /// tasks forgets this one here; the default does nothing.
+    ///
+    /// [`schedule`]: Schedule::schedule
+    fn ended_unscheduled(&self, task: TaskId, tag: u32) {
+        let _ = (task, tag);
+    }
 }
 
 impl<F> Schedule for F
