@@ -118,13 +118,21 @@ impl EventLoop {
     /// injector is moved over only when something waits in it (at most
     /// [`MAX_INJECTED_PER_DRAIN`](crate::shared::MAX_INJECTED_PER_DRAIN) items per call, as the
     /// iteration's own drains).
+    #[inline]
     pub(crate) fn push_ready(&self, work: Work) {
-        let mut ready = self.inner.ready.borrow_mut();
-        let shared = &*self.inner.shared;
-        if !shared.injector.is_empty() {
-            shared.drain_injected(&mut ready);
+        if !self.inner.shared.injector.is_empty() {
+            self.move_injected();
         }
-        ready.push_back(work);
+        self.inner.ready.borrow_mut().push_back(work);
+    }
+
+    /// `push_ready`'s rare path: work waits in the injector.
+    #[cold]
+    #[inline(never)]
+    fn move_injected(&self) {
+        self.inner
+            .shared
+            .drain_injected(&mut self.inner.ready.borrow_mut());
     }
 
     pub(crate) fn set_running(&self, on: bool) {
