@@ -26,7 +26,7 @@
 //!   test_shield_coroutine_use_global_loop: coroutine objects and loop arguments; `shield`
 //!   needs a running loop (a documented panic otherwise).
 //! - test_yield_wait_does_not_shield_cancel: the deprecated `wait([coroutine])` form.
-//! - test_cancel_gather_1: needs `add_done_callback` on a future (a separate module).
+//! - test_cancel_gather_1: ported in tasks_gather.rs (it needs `add_done_callback` on a future).
 #![allow(clippy::unwrap_used)]
 
 use std::cell::{Cell, RefCell};

@@ -11,6 +11,7 @@ use evloop_reactor::coop;
 
 use super::main_task::MainTask;
 use crate::error::Error;
+use crate::handle::Handle;
 use crate::loop_state::EventLoop;
 use crate::running::RunningGuard;
 use crate::shared::Shared;
@@ -72,6 +73,10 @@ impl EventLoop {
     /// future and ends the run with `Err(Error::Cancelled)`. When the run returns, the main
     /// task has ended: completed if the future did, else cancelled.
     ///
+    /// As in asyncio (whose run stops from the future's done callback), the run ends on the
+    /// iteration after the one the future completed in: what its completion scheduled — the
+    /// done callbacks of a task it awaited, say — runs before `run_until_complete` returns.
+    ///
     /// ```
     /// use evloop_core::EventLoop;
     ///
@@ -83,6 +88,13 @@ impl EventLoop {
     ///     7
     /// })?;
     /// assert_eq!((n, log), (7, vec!["borrowed"]));
+    ///
+    /// let task = lp.create_task(async { 1 });
+    /// let seen = std::rc::Rc::new(std::cell::Cell::new(false));
+    /// let s = seen.clone();
+    /// task.add_done_callback_on(&lp, move |_| s.set(true))?;
+    /// assert_eq!(lp.run_until_complete(task)?.unwrap(), 1);
+    /// assert!(seen.get()); // the task's done callback ran before the run returned
     /// # Ok::<(), evloop_core::Error>(())
     /// ```
     pub fn run_until_complete<F: Future>(&self, fut: F) -> Result<F::Output, Error> {
@@ -104,6 +116,9 @@ impl EventLoop {
         let main_task = MainTask::start(self, waker.clone());
         let mut output = None;
         let mut cancelled = false;
+        // asyncio stops the run from the future's done callback: on the iteration after the
+        // one the future completed in, so the callbacks its completion scheduled run first.
+        let mut stop_soon: Option<Handle> = None;
         let mut poll_main = |lp: &EventLoop| {
             if output.is_some() || cancelled {
                 return;
@@ -119,11 +134,18 @@ impl EventLoop {
                 return;
             };
             let mut cx = Context::from_waker(&waker);
-            let _current = main_task.enter();
-            let polled = coop::with_budget(coop::DEFAULT_BUDGET, || f.poll(&mut cx));
+            let polled = {
+                let _current = main_task.enter();
+                coop::with_budget(coop::DEFAULT_BUDGET, || f.poll(&mut cx))
+            };
             if let Poll::Ready(out) = polled {
                 output = Some(out);
-                lp.stop();
+                fut.set(None);
+                main_task.finish(true);
+                // A `LoopHandle`, not an `EventLoop`: the queued callback must not keep its
+                // own loop alive.
+                let stopper = lp.handle();
+                stop_soon = Some(lp.call_soon(move || stopper.stop()));
             }
         };
         loop {
@@ -131,6 +153,10 @@ impl EventLoop {
             if self.inner.shared.stopping.load(Ordering::Acquire) {
                 break;
             }
+        }
+        // A stop that came first leaves ours unrun (asyncio's `remove_done_callback`).
+        if let Some(h) = stop_soon.take() {
+            h.cancel();
         }
         fut.set(None);
         main_task.finish(output.is_some());
