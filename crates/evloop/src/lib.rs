@@ -171,7 +171,7 @@ pub use executor::{RunInExecutor, to_thread};
 pub use signal::SignalHandlers;
 pub use time::{
     Elapsed, Interval, RescheduleError, Sleep, Timeout, TimeoutHandle, interval, sleep,
-    sleep_until, timeout, timeout_at, timeout_scope, timeout_scope_at, yield_now,
+    sleep_until, timeout, timeout_at, timeout_scope, timeout_scope_at, wait_for_task, yield_now,
 };
 
 /// The README's code blocks, compiled and run as doc-tests so that they stay true.

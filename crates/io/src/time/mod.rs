@@ -36,7 +36,7 @@ mod timeout;
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 pub use scope::{RescheduleError, Timeout, TimeoutHandle, timeout_scope, timeout_scope_at};
 pub use sleep::{Sleep, sleep, sleep_until};
-pub use timeout::{Elapsed, timeout, timeout_at};
+pub use timeout::{Elapsed, timeout, timeout_at, wait_for_task};
 
 /// `t + d`, saturating instead of overflowing: a sum past what `Instant` can represent
 /// becomes a deadline about 30 years away (or `t`, if that is later) — "never", as

@@ -46,10 +46,10 @@ impl From<Elapsed> for std::io::Error {
 ///   and already awaited by this timeout is dropped before its task ended, which cancels the
 ///   task (asyncio's `wait_for(task, d)` cancels `task`). A `Task` that this timeout never
 ///   polled — its deadline had passed at the first poll — is dropped unawaited, and a dropped
-///   unawaited `Task` only detaches. If a task already done counts (asyncio's `wait_for` of a
-///   done future returns its result even with `timeout=0`), check
-///   [`is_done`](evloop_core::Task::is_done) first; to keep a task running past the
-///   deadline (asyncio's `wait_for(shield(task), d)`), pass `&mut task`.
+///   unawaited `Task` only detaches: for asyncio's `wait_for(task, d)` to the letter (a done
+///   task's result even with a zero timeout, the task cancelled in every other case), use
+///   [`wait_for_task`]; to keep a task running past the deadline (asyncio's
+///   `wait_for(shield(task), d)`), pass `&mut task`.
 /// - **Nested timeouts that expire together**: the outermost reports `Elapsed`, the inner
 ///   ones are dropped with the work, unpolled, without claiming it (asyncio: the inner
 ///   `timeout` re-raises the `CancelledError`, only the outer one turns it into
@@ -126,4 +126,87 @@ pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Ou
     })
     .await
     // `future` is dropped here, when the deadline won too.
+}
+
+/// asyncio's `wait_for(task, timeout)` for a [`Task`](evloop_core::Task), to the letter: a task
+/// already done gives its outcome whatever the timeout (even zero); otherwise, when `duration`
+/// passes first, the task is cancelled, its end awaited, and the result is `Err(Elapsed)` (or
+/// its outcome, if it ended by itself before the cancellation took effect). The task is
+/// cancelled also when the deadline has already passed at the first poll, and when this future
+/// is dropped before the task ended (its awaiter was cancelled) — where [`timeout`], which
+/// cannot tell a task from any future, leaves a never-polled `Task` detached.
+///
+/// # Panics
+///
+/// The returned future panics if it is polled outside a running event loop.
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_io::time::{sleep, wait_for_task};
+///
+/// let lp = evloop_core::EventLoop::new()?;
+/// let probe = lp.clone();
+/// lp.run_until_complete(async move {
+///     let done = probe.create_task(async { 7 });
+///     evloop_core::yield_now().await;
+///     // Done already: its result, even with a zero timeout.
+///     assert_eq!(wait_for_task(done, Duration::ZERO).await.unwrap().unwrap(), 7);
+///     let slow = probe.create_task(sleep(Duration::from_secs(60)));
+///     let slow_ref = slow.as_ref();
+///     assert!(wait_for_task(slow, Duration::ZERO).await.is_err());
+///     assert!(slow_ref.is_cancelled()); // cancelled, and ended, before wait_for_task returned
+/// })?;
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
+pub async fn wait_for_task<T>(
+    task: evloop_core::Task<T>,
+    duration: Duration,
+) -> Result<Result<T, evloop_core::JoinError>, Elapsed> {
+    /// Cancels the task if this future goes away before the task ended.
+    struct Guard<T>(Option<evloop_core::Task<T>>);
+    impl<T> Drop for Guard<T> {
+        fn drop(&mut self) {
+            if let Some(task) = self.0.take() {
+                task.cancel();
+            }
+        }
+    }
+    if task.is_done() {
+        return Ok(task.await);
+    }
+    let deadline = evloop_core::deadline_after(duration);
+    let task_ref = task.as_ref();
+    let mut guard = Guard(Some(task));
+    let mut timer = sleep_until(deadline);
+    let outcome = poll_fn(|cx| {
+        let Some(task) = guard.0.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if Instant::now() < deadline {
+            if let Poll::Ready(out) = Pin::new(task).poll(cx) {
+                guard.0 = None;
+                return Poll::Ready(Some(out));
+            }
+            if Pin::new(&mut timer).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(None)
+    })
+    .await;
+    if let Some(out) = outcome {
+        return Ok(out);
+    }
+    // Expired: cancel, then wait until the task has ended (asyncio waits for the cancellation).
+    let Some(task) = guard.0.take() else {
+        return Err(Elapsed(()));
+    };
+    task.cancel();
+    let mut task = task;
+    let end = (&mut task).await;
+    drop(task_ref);
+    match end {
+        Err(e) if e.is_cancelled() => Err(Elapsed(())),
+        other => Ok(other),
+    }
 }
