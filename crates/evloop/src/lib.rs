@@ -151,6 +151,9 @@ pub fn current_task() -> Result<Option<TaskRef>, Error> {
     Ok(lp.current_task())
 }
 
+// -- a loop per core --
+pub mod multi;
+
 // -- task utilities --
 mod shield;
 mod task_group;
