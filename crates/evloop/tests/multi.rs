@@ -258,7 +258,9 @@ fn work_sent_to_a_loop_runs_on_its_thread() -> Result<(), Box<dyn std::error::Er
             }
             // No loop 3.
             assert!(loops.handle(LOOPS).is_none());
-            let err = loops.spawn_on(LOOPS, async {}).unwrap_err();
+            let err = loops
+                .spawn_on(LOOPS, async {})
+                .expect_err("there is no loop 3");
             assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::InvalidInput));
             assert_eq!(err.to_string(), "no loop 3: there are 3");
             assert!(loops.call_soon_threadsafe(LOOPS, || {}).is_err());
