@@ -89,7 +89,8 @@ pub use loops::{Loops, loops};
 /// the first SIGINT cancels every loop's main task and `run` returns
 /// `Err(MultiError::Interrupted)`; a second one before `run` returns terminates the process
 /// (the listener is gone by then). The main thread runs a loop of its own for this (it waits
-/// there for the loops' outcomes), so `run` cannot be called from a running loop
+/// there for the loops' outcomes, and, as `evloop::run` does, leaves no current loop set on
+/// the calling thread when it returns), so `run` cannot be called from a running loop
 /// (`Err(MultiError::Loop { index: None, error: Error::RunInRunningLoop })`). A program that
 /// handles SIGINT itself, e.g. with [`signal::ctrl_c`](crate::signal::ctrl_c) in a loop,
 /// keeps it: the default handling leaves the signals that a user listener takes alone.
