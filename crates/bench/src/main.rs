@@ -16,6 +16,7 @@ mod report;
 mod rt;
 mod sys;
 mod tcp;
+mod tcp_multi;
 mod workloads;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -18,22 +18,22 @@ use crate::rt::{Evloop, Kind, Runtime, Smol, TokioLocal, TokioSpawn, running};
 use crate::sys::{nproc, pin_to_cpu, thread_cpu_time};
 use crate::workloads::{Sample, Scale};
 
-const CONNS: usize = 50;
-const MSG: usize = 1024;
-const BUF: usize = 4096;
+pub(crate) const CONNS: usize = 50;
+pub(crate) const MSG: usize = 1024;
+pub(crate) const BUF: usize = 4096;
 
 /// What the server thread reports.
-struct ServerStats {
+pub(crate) struct ServerStats {
     /// Bytes echoed over all connections.
-    bytes: u64,
+    pub(crate) bytes: u64,
     /// Server thread CPU time from "all connections accepted" to "all closed".
-    cpu: Duration,
+    pub(crate) cpu: Duration,
 }
 
 /// What the client reports.
-struct ClientStats {
-    round_trips: u64,
-    elapsed: Duration,
+pub(crate) struct ClientStats {
+    pub(crate) round_trips: u64,
+    pub(crate) elapsed: Duration,
 }
 
 /// Which server a sample runs.
@@ -118,7 +118,7 @@ fn one(which: Server, scale: &Scale) -> Result<Vec<f64>, String> {
 }
 
 /// The shared client: lockstep over all connections, every echo checked.
-fn client(addr: SocketAddr, duration: Duration) -> io::Result<ClientStats> {
+pub(crate) fn client(addr: SocketAddr, duration: Duration) -> io::Result<ClientStats> {
     let mut conns = Vec::with_capacity(CONNS);
     for _ in 0..CONNS {
         let s = TcpStream::connect(addr)?;
@@ -278,7 +278,7 @@ fn evloop_protocol_server(listener: TcpListener) -> io::Result<ServerStats> {
 }
 
 /// The echo loop of the task-based servers (evloop net, smol): read up to `BUF`, write it all.
-async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {
+pub(crate) async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;
     loop {

@@ -205,6 +205,28 @@ pub(crate) fn all() -> Vec<Workload> {
             run: crate::tcp::run,
             warm_up: false,
         },
+        Workload {
+            name: "tcp_echo_2loops",
+            metrics: &[
+                Metric {
+                    name: "tcp_echo_2loops",
+                    unit: "µs/rt",
+                },
+                Metric {
+                    name: "tcp_echo_2loops_cpu",
+                    unit: "µs CPU/rt",
+                },
+            ],
+            about: "`tcp_echo`'s client and checks against two server threads, nothing pinned: \
+                    evloop = `evloop::multi::run(2, ..)`, a loop per thread, each accepting on \
+                    its own `SO_REUSEPORT` listener on the same port (the kernel spreads the 50 \
+                    connections) with one task per connection; the tokio-spawn column is \
+                    tokio's multi-thread runtime with 2 workers (one listener, `tokio::spawn`, \
+                    work stealing). CPU: the two server threads' (evloop: each loop thread's \
+                    at the last close; tokio: each worker's at its exit).",
+            run: crate::tcp_multi::run,
+            warm_up: false,
+        },
     ]
 }
 

@@ -40,7 +40,8 @@
 //!   [`timeout_scope`], [`interval`]). It needs only the core, so a runtime of your own can
 //!   use it without the policy layer or [`run`].
 //! - This crate: [`run`] and [`Runner`] (asyncio.run / asyncio.Runner), [`spawn`]
-//!   (asyncio.create_task); task utilities ([`gather`], [`wait`], [`task_group`],
+//!   (asyncio.create_task); [`multi::run`], a loop per core (what asyncio programs do with
+//!   gunicorn/uvicorn worker processes); task utilities ([`gather`], [`wait`], [`task_group`],
 //!   [`join_set`], [`TaskGroup`]); the macros [`main`] and [`test`].
 //!
 //! ## Current loop and running loop
@@ -150,6 +151,9 @@ pub fn current_task() -> Result<Option<TaskRef>, Error> {
     let lp = evloop_core::running_loop().ok_or(Error::NoRunningLoop)?;
     Ok(lp.current_task())
 }
+
+// -- a loop per core --
+pub mod multi;
 
 // -- task utilities --
 mod shield;

@@ -116,11 +116,20 @@ impl SigintListener {
         })
     }
 
-    /// Waits for the next SIGINT (several that arrived together count as one).
-    async fn recv(&self) -> io::Result<()> {
+    /// Waits for the next SIGINT (several that arrived together count as one). `claim` (a
+    /// `ctrl_c()`): count it in [`USER_CLAIMS`] *before* reading it, so that a run watching
+    /// Ctrl-C on another thread, which looks for the unread byte first and then for a claim
+    /// (see [`run_interrupt`]), cannot miss both.
+    async fn recv(&self, claim: bool) -> io::Result<()> {
         let n = self
             .reader
             .read_with(|s| {
+                if claim {
+                    if !has_pending_byte(s) {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    USER_CLAIMS.fetch_add(1, Ordering::SeqCst);
+                }
                 let n = registry::drain(s)?;
                 if n == 0 {
                     return Err(io::ErrorKind::WouldBlock.into());
@@ -147,11 +156,16 @@ fn ctrl_c_readers() -> MutexGuard<'static, Vec<(u64, UnixStream)>> {
 
 /// True if a live `ctrl_c()` listener has a SIGINT waiting to be read.
 fn ctrl_c_has_pending_signal() -> bool {
-    ctrl_c_readers().iter().any(|(_, reader)| {
-        // Non-blocking (the read end is): `WouldBlock` when nothing is pending.
-        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        matches!(socket2::SockRef::from(reader).peek(&mut byte), Ok(n) if n > 0)
-    })
+    ctrl_c_readers()
+        .iter()
+        .any(|(_, reader)| has_pending_byte(reader))
+}
+
+/// True if a byte waits on `reader` (a subscription's read end, non-blocking: `WouldBlock`
+/// when nothing is pending).
+fn has_pending_byte(reader: &UnixStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(socket2::SockRef::from(reader).peek(&mut byte), Ok(n) if n > 0)
 }
 
 /// The listener of one `ctrl_c()` future. Not counted as a "user listener" of SIGINT (those
@@ -220,8 +234,7 @@ pub fn ctrl_c() -> CtrlC {
                     CtrlCListener::new(&evloop_core::running_loop().ok_or(Error::NoRunningLoop)?)?
                 }
             };
-            listener.listener.recv().await?;
-            USER_CLAIMS.fetch_add(1, Ordering::SeqCst);
+            listener.listener.recv(true).await?;
             Ok(())
         }),
     }
@@ -258,14 +271,15 @@ pub fn run_interrupt(lp: &EventLoop) -> Result<Pin<Box<dyn Future<Output = ()>>>
     Ok(Box::pin(async move {
         let mut claims = USER_CLAIMS.load(Ordering::SeqCst);
         loop {
-            if let Err(e) = listener.recv().await {
+            if let Err(e) = listener.recv(false).await {
                 tracing::warn!(error = %e, "evloop: no longer watching SIGINT");
                 pending::<()>().await;
             }
+            // The unread byte first, then the claims: a `ctrl_c()` (maybe on another loop's
+            // thread, as with `evloop::multi`) claims before it reads the byte.
+            let unread = ctrl_c_has_pending_signal();
             let now = USER_CLAIMS.load(Ordering::SeqCst);
-            let taken = registry::user_listeners(SIGINT) > 0
-                || now != claims
-                || ctrl_c_has_pending_signal();
+            let taken = registry::user_listeners(SIGINT) > 0 || unread || now != claims;
             if !taken {
                 return;
             }
