@@ -13,7 +13,7 @@
 //!   in index order, once all of them are done.
 //! - [`Builder`]: the same, with CPU pinning ([`Builder::pin_to_cpus`]) or without the Ctrl-C
 //!   handling ([`Builder::ctrl_c`]).
-//! - [`loops()`] on a loop's thread: the [`Loops`], every loop's [`LoopHandle`] by index, to
+//! - [`loops()`] on a loop's thread: the [`Loops`], every loop's [`LoopHandle`](crate::LoopHandle) by index, to
 //!   send work to a given loop ([`Loops::spawn_on`], [`Loops::call_soon_threadsafe`]).
 //!
 //! **Joint shutdown.** The loops stop together: when the last loop's future is done (a loop
