@@ -5,14 +5,28 @@
 //! off the loop's thread. A slot index is stored in the task's tag word, which makes insert and
 //! remove O(1) without hashing.
 
+use std::panic::Location;
+
 use crate::task::{Runnable, TaskId, TaskPtr, TaskRef};
 
 /// Above this many slots an empty table gives its memory back.
 const KEEP_SLOTS: usize = 1024;
 
+/// What the loop knows of a task besides the task itself, for the task dump: 16 bytes a slot,
+/// written once per spawn (`location`) and by steps that leave the task waiting (`awaiting`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SlotInfo {
+    /// Where the task was created (`#[track_caller]`), if the creator said.
+    pub(crate) location: Option<&'static Location<'static>>,
+    /// The task its latest poll left it waiting for (a `Task`/`TaskRef` it awaits).
+    pub(crate) awaiting: Option<TaskId>,
+}
+
 #[derive(Default)]
 pub(crate) struct TaskTable {
     slots: Vec<Option<TaskPtr>>,
+    /// Parallel to `slots`: only the entries of occupied slots mean anything.
+    info: Vec<SlotInfo>,
     free: Vec<usize>,
     len: usize,
     /// The next slot `insert` looks at for a task that ended without the loop seeing it end
@@ -26,16 +40,26 @@ impl TaskTable {
     /// looked at per insert, so stale entries go within a few rounds): the caller drops it
     /// once it no longer borrows the table (a task's last reference may run user code).
     #[must_use = "drop the stale entries after the table's borrow ends"]
-    pub(crate) fn insert(&mut self, runnable: &Runnable) -> [Option<TaskPtr>; 2] {
+    pub(crate) fn insert(
+        &mut self,
+        runnable: &Runnable,
+        location: Option<&'static Location<'static>>,
+    ) -> [Option<TaskPtr>; 2] {
         let stale = [self.sweep_one(), self.sweep_one()];
         let task = Some(runnable.task_ptr());
+        let info = SlotInfo {
+            location,
+            awaiting: None,
+        };
         let slot = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = task;
+                self.info[i] = info;
                 i
             }
             None => {
                 self.slots.push(task);
+                self.info.push(info);
                 self.slots.len() - 1
             }
         };
@@ -73,9 +97,24 @@ impl TaskTable {
         self.len -= 1;
         if self.len == 0 && self.slots.len() > KEEP_SLOTS {
             self.slots = Vec::new();
+            self.info = Vec::new();
             self.free = Vec::new();
         }
         task
+    }
+
+    /// Records what the task `id` at `slot` waits for after its latest step (`None`: no task).
+    #[inline]
+    pub(crate) fn set_awaiting(&mut self, slot: u32, id: TaskId, awaited: Option<TaskId>) {
+        let Ok(slot) = usize::try_from(slot) else {
+            return;
+        };
+        let (Some(Some(task)), Some(info)) = (self.slots.get(slot), self.info.get_mut(slot)) else {
+            return;
+        };
+        if info.awaiting != awaited && task.id() == id {
+            info.awaiting = awaited;
+        }
     }
 
     /// The registered tasks.
@@ -83,9 +122,18 @@ impl TaskTable {
         self.slots.iter().flatten()
     }
 
+    /// The registered tasks, with what the table knows of each.
+    pub(crate) fn iter_info(&self) -> impl Iterator<Item = (&TaskPtr, SlotInfo)> {
+        self.slots
+            .iter()
+            .zip(&self.info)
+            .filter_map(|(t, i)| t.as_ref().map(|t| (t, *i)))
+    }
+
     /// Empties the table.
     pub(crate) fn take_all(&mut self) -> Vec<TaskRef> {
         self.free.clear();
+        self.info.clear();
         self.len = 0;
         std::mem::take(&mut self.slots)
             .into_iter()
@@ -118,15 +166,15 @@ mod tests {
         let mut table = TaskTable::default();
         let (a, _ta) = runnable();
         let (b, _tb) = runnable();
-        let _ = table.insert(&a);
-        let _ = table.insert(&b);
+        let _ = table.insert(&a, None);
+        let _ = table.insert(&b, None);
         assert_eq!((a.tag(), b.tag()), (0, 1));
         assert!(table.remove(a.tag(), a.id()).is_some());
         // A second removal, or one with the wrong id, finds nothing.
         assert!(table.remove(a.tag(), a.id()).is_none());
         assert!(table.remove(b.tag(), a.id()).is_none());
         let (c, _tc) = runnable();
-        let _ = table.insert(&c);
+        let _ = table.insert(&c, None);
         assert_eq!(c.tag(), 0, "the freed slot is reused");
         let ids: Vec<_> = table.iter().map(TaskPtr::id).collect();
         assert_eq!(ids, [c.id(), b.id()]);
@@ -140,11 +188,11 @@ mod tests {
     fn tasks_that_ended_unseen_are_swept_out_by_inserts() {
         let mut table = TaskTable::default();
         let (a, ta) = runnable();
-        let _ = table.insert(&a);
+        let _ = table.insert(&a, None);
         assert!(a.run());
         assert!(ta.is_done());
         let (b, _tb) = runnable();
-        let stale = table.insert(&b);
+        let stale = table.insert(&b, None);
         assert_eq!(stale.iter().flatten().count(), 1);
         assert_eq!(b.tag(), 0, "the swept slot is reused");
         assert_eq!(table.iter().count(), 1);

@@ -43,7 +43,7 @@ mod tests;
 
 use std::future::Future;
 
-pub(crate) use current::CurrentGuard;
+pub(crate) use current::{CurrentGuard, take_awaited};
 pub use current::current;
 pub use id::TaskId;
 pub use join_error::JoinError;

@@ -1,0 +1,62 @@
+//! The `tracing` span of a task, and the one spelling of a task's identity in every event.
+//!
+//! Every task gets a span named `task` (target `evloop::task`, level `INFO`) with the fields
+//! `task.id` (the [`TaskId`](crate::TaskId) as a `u64`), `task.name` (the name it was created
+//! with: a `TaskBuilder` name, else `Task-N`; a later `set_name` is not reflected) and
+//! `task.spawned_at` (`file:line:column` of the `create_task`/`spawn` call). The span is
+//! entered around every poll of the task's future and around its drop, so an event the task's
+//! code emits carries it. Events that name a task elsewhere (the exception handler's report,
+//! a leaked future, an awaiter's panicking waker) use the same fields: `task.id` always,
+//! `task.name` where the name is at hand.
+//!
+//! When no subscriber is interested in the span (none installed, or a filter that leaves
+//! `evloop::task` out), the span is never built: creating the task costs one check of the
+//! span's cached interest, and the task's future is not wrapped at all, so its polls cost
+//! nothing extra.
+
+use std::future::Future;
+use std::panic::Location;
+
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::task::TaskId;
+use crate::task_local::{self, ContextSnapshot};
+
+/// The span for a task created at `location`: disabled (`Span::none()`-like, nothing built)
+/// when no subscriber wants it. Its id and name are filled in by [`name_span`] once the task
+/// exists.
+#[inline]
+pub(crate) fn task_span(location: &'static Location<'static>) -> tracing::Span {
+    tracing::info_span!(
+        target: "evloop::task",
+        "task",
+        task.id = Empty,
+        task.name = Empty,
+        task.spawned_at = %location,
+    )
+}
+
+/// Records the task's id and name in its span.
+pub(crate) fn name_span(span: &tracing::Span, id: TaskId, name: Option<&str>) {
+    span.record("task.id", id.as_u64());
+    match name {
+        Some(name) => span.record("task.name", name),
+        None => span.record("task.name", tracing::field::display(format_args!("Task-{id}"))),
+    };
+}
+
+/// True if a task's future must be wrapped: it has a task-local context or an enabled span.
+#[inline]
+pub(crate) fn needs_wrap(context: &Option<ContextSnapshot>, span: &tracing::Span) -> bool {
+    context.is_some() || !span.is_disabled()
+}
+
+/// `future` run in `context` (if any) inside `span` (entered for every poll and for the drop).
+pub(crate) fn wrap<F: Future>(
+    context: Option<ContextSnapshot>,
+    span: tracing::Span,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    task_local::in_context(context, future).instrument(span)
+}
