@@ -151,6 +151,9 @@ impl EventLoop {
     pub fn dump_tasks(&self) -> TaskDump {
         let stats = self.inner.task_stats.borrow();
         let debug = self.get_debug();
+        // The main task's work is polled outside its own future (see `main_task.rs`): while it
+        // runs, it is running by being this thread's current task.
+        let current = crate::task::current().map(|t| t.id());
         let mut tasks: Vec<TaskInfo> = self
             .inner
             .tasks
@@ -160,6 +163,7 @@ impl EventLoop {
             .map(|(t, info)| {
                 let id = t.id();
                 let state = match t.activity() {
+                    _ if current == Some(id) => TaskState::Running,
                     (true, _) => TaskState::Running,
                     (false, true) => TaskState::Scheduled,
                     (false, false) => TaskState::Idle,

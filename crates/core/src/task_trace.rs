@@ -26,15 +26,24 @@ use crate::task_local::{self, ContextSnapshot};
 /// The span for a task created at `location`: disabled (`Span::none()`-like, nothing built)
 /// when no subscriber wants it. Its id and name are filled in by [`name_span`] once the task
 /// exists.
+///
+/// The span is a root (no parent): a task is not a part of the code that spawned it (it may
+/// outlive it, and a chain of tasks each spawning the next would nest without end). It
+/// *follows from* the span current where it was spawned, so a subscriber can link the two.
 #[inline]
 pub(crate) fn task_span(location: &'static Location<'static>) -> tracing::Span {
-    tracing::info_span!(
+    let span = tracing::info_span!(
         target: "evloop::task",
+        parent: None,
         "task",
         task.id = Empty,
         task.name = Empty,
         task.spawned_at = %location,
-    )
+    );
+    if !span.is_disabled() {
+        span.follows_from(tracing::Span::current());
+    }
+    span
 }
 
 /// Records the task's id and name in its span.
