@@ -101,7 +101,10 @@ impl Counters {
 
     /// Time spent in runs so far, the current one included.
     pub(crate) fn run_time(&self) -> Duration {
-        let current = self.run_started.get().map_or(Duration::ZERO, |s| s.elapsed());
+        let current = self
+            .run_started
+            .get()
+            .map_or(Duration::ZERO, |s| s.elapsed());
         self.ran.get() + current
     }
 

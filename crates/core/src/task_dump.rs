@@ -44,8 +44,8 @@ pub struct TaskInfo {
     pub name: String,
     /// What it is doing.
     pub state: TaskState,
-    /// Where it was created (the `create_task`/`spawn` call); `None` for `run_until_complete`'s
-    /// main task and for tasks spawned from another thread with `LoopHandle::spawn`.
+    /// Where it was created (the `create_task`/`spawn`/`LoopHandle::spawn` call); `None` for
+    /// `run_until_complete`'s main task.
     pub spawned_at: Option<&'static Location<'static>>,
     /// The task its latest poll left it waiting for (a `Task` or `TaskRef` it awaits), if any.
     pub awaiting: Option<TaskId>,

@@ -51,7 +51,10 @@ pub(crate) fn name_span(span: &tracing::Span, id: TaskId, name: Option<&str>) {
     span.record("task.id", id.as_u64());
     match name {
         Some(name) => span.record("task.name", name),
-        None => span.record("task.name", tracing::field::display(format_args!("Task-{id}"))),
+        None => span.record(
+            "task.name",
+            tracing::field::display(format_args!("Task-{id}")),
+        ),
     };
 }
 
@@ -68,4 +71,30 @@ pub(crate) fn wrap<F: Future>(
     future: F,
 ) -> impl Future<Output = F::Output> {
     task_local::in_context(context, future).instrument(span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// What a task pays when nobody listens: no span is built, so its future is not wrapped.
+    #[test]
+    fn without_an_interested_subscriber_no_span_is_built() {
+        assert!(task_span(Location::caller()).is_disabled());
+        assert!(!needs_wrap(&None, &task_span(Location::caller())));
+        // A subscriber whose filter leaves the task spans out.
+        let filter = tracing_subscriber::EnvFilter::new("trace,evloop::task=off");
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(task_span(Location::caller()).is_disabled());
+        });
+        // One that wants them gets them.
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = task_span(Location::caller());
+            assert!(!span.is_disabled());
+            assert!(needs_wrap(&None, &span));
+        });
+    }
 }

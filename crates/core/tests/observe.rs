@@ -46,8 +46,10 @@ struct Fields<'a>(&'a mut HashMap<String, String>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned());
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        );
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_owned(), value.to_owned());
@@ -107,19 +109,27 @@ impl Recorder {
     fn event(&self, message: &str) -> EventRec {
         let events = self.events();
         let found = events.iter().find(|e| e.message == message);
-        found.cloned().unwrap_or_else(|| panic!("no event {message:?} in {events:#?}"))
+        found
+            .cloned()
+            .unwrap_or_else(|| panic!("no event {message:?} in {events:#?}"))
     }
 
     fn task_spans(&self) -> Vec<SpanRec> {
         let spans = self.spans.lock().unwrap();
-        spans.values().filter(|s| s.name == "task").cloned().collect()
+        spans
+            .values()
+            .filter(|s| s.name == "task")
+            .cloned()
+            .collect()
     }
 }
 
 /// The `task` span an event happened in (the innermost one).
 fn task_span_of(e: &EventRec) -> SpanRec {
     let found = e.scope.iter().find(|s| s.name == "task");
-    found.cloned().unwrap_or_else(|| panic!("event outside a task span: {e:#?}"))
+    found
+        .cloned()
+        .unwrap_or_else(|| panic!("event outside a task span: {e:#?}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,7 +199,10 @@ fn nested_tasks_each_have_their_own_span_and_a_task_local_context_still_works() 
         );
         assert_eq!(lp.run_until_complete(outer).unwrap().unwrap(), Some(5));
     });
-    assert_eq!(task_span_of(&rec.event("in inner")).fields["task.name"], "inner");
+    assert_eq!(
+        task_span_of(&rec.event("in inner")).fields["task.name"],
+        "inner"
+    );
     let outer = rec.event("in outer");
     assert_eq!(task_span_of(&outer).fields["task.name"], "outer");
     // The inner task's span is not a child of the outer one's poll: one task span per event.
@@ -228,11 +241,17 @@ fn the_default_exception_handler_names_the_task_with_task_id_and_task_name() {
     let errors = errors.0.lock().unwrap();
     let report = errors
         .iter()
-        .find(|f| f.get("message").is_some_and(|m| m.contains("never retrieved")))
+        .find(|f| {
+            f.get("message")
+                .is_some_and(|m| m.contains("never retrieved"))
+        })
         .unwrap_or_else(|| panic!("{errors:#?}"));
     assert_eq!(report["task.id"], id.as_u64().to_string());
     assert_eq!(report["task.name"], "doomed");
-    assert!(!report.contains_key("task"), "the old spelling is gone: {report:?}");
+    assert!(
+        !report.contains_key("task"),
+        "the old spelling is gone: {report:?}"
+    );
 }
 
 /// Runs `iterations` loop iterations (a callback that reschedules itself, and a task that
@@ -337,7 +356,9 @@ fn a_task_cancelled_inline_is_counted_completed_once_swept() {
     let before = lp.metrics().tasks_completed;
     // Inserts sweep two slots each: a few spawns find the ended task.
     for _ in 0..4 {
-        lp.run_until_complete(lp.create_task(async {})).unwrap().unwrap();
+        lp.run_until_complete(lp.create_task(async {}))
+            .unwrap()
+            .unwrap();
     }
     let m = lp.metrics();
     // Each round: the task and the main task; plus the swept one, once.
@@ -479,7 +500,9 @@ fn the_dump_shows_states_locations_and_the_chain_of_awaited_tasks() {
     let c = TaskBuilder::new().name("c").spawn_on(&lp, g.wait());
     let c_id = c.id();
     let line_b = line!() + 1;
-    let b = TaskBuilder::new().name("b").spawn_on(&lp, async move { c.await });
+    let b = TaskBuilder::new()
+        .name("b")
+        .spawn_on(&lp, async move { c.await });
     let b_id = b.id();
     let a = TaskBuilder::new()
         .name("a")
@@ -526,7 +549,10 @@ fn the_dump_shows_states_locations_and_the_chain_of_awaited_tasks() {
 
     // Opening the gate wakes c: scheduled until the loop runs it.
     gate.open();
-    assert_eq!(lp.dump_tasks().get(c_id).unwrap().state, TaskState::Scheduled);
+    assert_eq!(
+        lp.dump_tasks().get(c_id).unwrap().state,
+        TaskState::Scheduled
+    );
     lp.run_until_complete(a).unwrap().unwrap().unwrap().unwrap();
     assert!(lp.dump_tasks().tasks().is_empty());
 }
@@ -604,4 +630,28 @@ fn in_debug_mode_the_dump_has_poll_counts_and_busy_time() {
     assert_eq!(lp.dump_tasks().get(t.id()).unwrap().polls, None);
     gate.open();
     lp.run_until_complete(t).unwrap().unwrap();
+}
+
+#[test]
+fn a_task_spawned_from_another_thread_has_its_location() {
+    let lp = EventLoop::new().unwrap();
+    let handle = lp.handle();
+    let line = line!() + 1;
+    let task = std::thread::spawn(move || handle.spawn(std::future::pending::<()>()));
+    let task = task.join().unwrap();
+    let probe = lp.clone();
+    let id = task.id();
+    let at = lp
+        .run_until_complete(async move {
+            evloop_core::yield_now().await;
+            probe.dump_tasks().get(id).and_then(|t| t.spawned_at)
+        })
+        .unwrap();
+    let at = at.expect("the remote task is registered with its location");
+    assert_eq!((at.file(), at.line()), (file!(), line));
+    task.cancel();
+    lp.run_until_complete(async {
+        let _ = task.await;
+    })
+    .unwrap();
 }

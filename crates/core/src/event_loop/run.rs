@@ -268,8 +268,8 @@ impl EventLoop {
         let started = self.get_debug().then(Instant::now);
         let name: std::borrow::Cow<'static, str> = match item {
             Work::Task(r) => self.step_task(r, started.is_some()),
-            Work::Spawned(r) => {
-                self.register_task(&r, None);
+            Work::Spawned(r, at) => {
+                self.register_task(&r, Some(at));
                 self.step_task(r, started.is_some())
             }
             Work::Callback(cell) => {

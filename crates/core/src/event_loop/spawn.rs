@@ -19,8 +19,8 @@ impl EventLoop {
     ///
     /// The caller's source location is the task's spawn location (in
     /// [`dump_tasks`](EventLoop::dump_tasks) and in the task's `tracing` span, which is
-    /// entered around every poll of the task when a subscriber is interested: see the crate
-    /// docs' "Seeing inside a loop").
+    /// entered around every poll of the task when a subscriber is interested: see the
+    /// [crate docs](crate#seeing-inside-a-loop)).
     #[track_caller]
     pub fn create_task<F>(&self, fut: F) -> Task<F::Output>
     where

@@ -40,7 +40,8 @@ pub trait Schedule: Send + Sync + 'static {
     fn destructor_panicked(&self, task: TaskId, payload: Box<dyn Any + Send>) {
         tracing::error!(
             task.id = task.as_u64(),
-            panic = super::join_error::panic_message(payload.as_ref()).unwrap_or("<non-string payload>"),
+            panic = super::join_error::panic_message(payload.as_ref())
+                .unwrap_or("<non-string payload>"),
             "a task's future or output panicked while being dropped"
         );
     }
