@@ -136,7 +136,7 @@ impl EventLoop {
     /// let dump = lp.run_until_complete(async move {
     ///     let inner = probe.create_task(std::future::pending::<()>());
     ///     let inner_id = inner.id();
-    ///     let outer = probe.create_task(async move { inner.await });
+    ///     let outer = probe.create_task(inner);
     ///     evloop_core::yield_now().await; // both start: outer now awaits inner
     ///     let dump = probe.dump_tasks();
     ///     assert_eq!(dump.get(outer.id()).unwrap().awaiting, Some(inner_id));

@@ -500,13 +500,9 @@ fn the_dump_shows_states_locations_and_the_chain_of_awaited_tasks() {
     let c = TaskBuilder::new().name("c").spawn_on(&lp, g.wait());
     let c_id = c.id();
     let line_b = line!() + 1;
-    let b = TaskBuilder::new()
-        .name("b")
-        .spawn_on(&lp, async move { c.await });
+    let b = TaskBuilder::new().name("b").spawn_on(&lp, c);
     let b_id = b.id();
-    let a = TaskBuilder::new()
-        .name("a")
-        .spawn_on(&lp, async move { b.await });
+    let a = TaskBuilder::new().name("a").spawn_on(&lp, b);
     let a_id = a.id();
     // Before the first iteration: all scheduled, nothing awaited yet.
     let dump = lp.dump_tasks();

@@ -75,12 +75,8 @@ fn sigusr1_prints_a_task_dump_with_the_chain_of_awaited_tasks() {
             let leaf = TaskBuilder::new()
                 .name("leaf")
                 .spawn(std::future::pending::<()>());
-            let middle = TaskBuilder::new()
-                .name("middle")
-                .spawn(async move { leaf.await });
-            let top = TaskBuilder::new()
-                .name("top")
-                .spawn(async move { middle.await });
+            let middle = TaskBuilder::new().name("middle").spawn(leaf);
+            let top = TaskBuilder::new().name("top").spawn(middle);
             evloop::yield_now().await; // all three started and wait on each other
             kill_self("USR1").unwrap();
             // Wait (on the loop) until the handler ran.

@@ -584,12 +584,6 @@ impl Reactor {
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
     }
-
-    /// Number of sources in the slab.
-    #[cfg(test)]
-    pub(crate) fn registered(&self) -> usize {
-        lock(&self.inner.sources).len()
-    }
 }
 
 impl Inner {
