@@ -47,7 +47,9 @@ pub struct TaskInfo {
     /// Where it was created (the `create_task`/`spawn`/`LoopHandle::spawn` call); `None` for
     /// `run_until_complete`'s main task.
     pub spawned_at: Option<&'static Location<'static>>,
-    /// The task its latest poll left it waiting for (a `Task` or `TaskRef` it awaits), if any.
+    /// The task its latest poll left it waiting for (a `Task` or `TaskRef` it awaits), if any;
+    /// of several awaited at once (a `gather`), the last one polled. A task that woke itself
+    /// during its poll (`yield_now`) keeps what it awaited before.
     pub awaiting: Option<TaskId>,
     /// Polls of the task since debug mode was on (`None` outside debug mode).
     pub polls: Option<u64>,

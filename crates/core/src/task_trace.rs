@@ -32,6 +32,17 @@ use crate::task_local::{self, ContextSnapshot};
 /// *follows from* the span current where it was spawned, so a subscriber can link the two.
 #[inline]
 pub(crate) fn task_span(location: &'static Location<'static>) -> tracing::Span {
+    // The common case, nobody listening at INFO, in a few instructions inline; the span's own
+    // interest check (a filter on targets) and its building out of line.
+    if tracing::level_enabled!(tracing::Level::INFO) {
+        build_span(location)
+    } else {
+        tracing::Span::none()
+    }
+}
+
+#[inline(never)]
+fn build_span(location: &'static Location<'static>) -> tracing::Span {
     let span = tracing::info_span!(
         target: "evloop::task",
         parent: None,
