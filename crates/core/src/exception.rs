@@ -78,8 +78,19 @@ impl fmt::Debug for ExceptionContext {
 /// What the default exception handler does: one `tracing::error!` event.
 pub(crate) fn log_exception(ctx: &ExceptionContext) {
     match (&ctx.task, ctx.panic_message()) {
-        (Some(t), Some(p)) => tracing::error!(task = %t.name(), panic = p, "{}", ctx.message),
-        (Some(t), None) => tracing::error!(task = %t.name(), "{}", ctx.message),
+        (Some(t), Some(p)) => tracing::error!(
+            task.id = t.id().as_u64(),
+            task.name = %t.name(),
+            panic = p,
+            "{}",
+            ctx.message
+        ),
+        (Some(t), None) => tracing::error!(
+            task.id = t.id().as_u64(),
+            task.name = %t.name(),
+            "{}",
+            ctx.message
+        ),
         (None, Some(p)) => tracing::error!(panic = p, "{}", ctx.message),
         (None, None) => tracing::error!("{}", ctx.message),
     }

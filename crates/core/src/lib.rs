@@ -24,6 +24,39 @@
 //! # Ok::<(), evloop_core::Error>(())
 //! ```
 
+//!
+//! ## Seeing inside a loop
+//!
+//! - [`EventLoop::metrics`] → [`LoopMetrics`]: counters (iterations, tasks spawned/completed/
+//!   alive, polls, callbacks run, blocking waits) and depths (ready queue, timers, fds), and
+//!   the time spent busy vs. parked in the reactor. Plain cells on the loop; no atomics.
+//! - [`EventLoop::dump_tasks`] → [`TaskDump`]: every live task's id, name, [`TaskState`],
+//!   spawn location and the chain of tasks it awaits (in debug mode also its poll count and
+//!   busy time). Print it from a signal handler for a dump on demand.
+//! - `tracing`: every task runs in a span `task` (target `evloop::task`, level INFO, fields
+//!   `task.id`, `task.name`, `task.spawned_at`) entered around each poll, so the events of a
+//!   task's code carry it; every event that names a task spells it `task.id` (and `task.name`
+//!   where the name is at hand). No span is built and no future wrapped when no subscriber
+//!   listens. The loop emits no event per iteration or per task step at any level: those
+//!   are counted in the metrics.
+//!
+//! ```
+//! use evloop_core::EventLoop;
+//!
+//! let lp = EventLoop::new()?;
+//! let probe = lp.clone();
+//! let dump = lp.run_until_complete(async move {
+//!     let child = probe.create_task(std::future::pending::<()>());
+//!     evloop_core::yield_now().await;
+//!     let dump = probe.dump_tasks();
+//!     child.cancel();
+//!     dump
+//! })?;
+//! assert_eq!(dump.tasks().len(), 2); // run_until_complete's main task and the child
+//! assert!(lp.metrics().task_polls >= 2);
+//! # Ok::<(), evloop_core::Error>(())
+//! ```
+
 // The modules depend one way: their order, lowest first, is declared (and checked by
 // `cargo xtask tidy`) in `xtask/src/tidy/layers.rs`; docs/ARCHITECTURE.md explains it.
 mod error;
@@ -35,14 +68,17 @@ mod handle;
 mod loop_future;
 mod loop_handle;
 mod loop_state;
+mod metrics;
 mod quad_heap;
 mod running;
 mod shared;
 mod sleep;
 pub mod task;
 mod task_done;
+mod task_dump;
 mod task_local;
 mod task_table;
+mod task_trace;
 mod time;
 mod timer_heap;
 mod work;
@@ -54,8 +90,10 @@ pub use handle::{Handle, TimerHandle};
 pub use loop_future::{DoneCallbackId, FutureError, InvalidStateError, LoopFuture};
 pub use loop_handle::LoopHandle;
 pub use loop_state::{EventLoop, ExceptionHandler};
+pub use metrics::LoopMetrics;
 pub use running::running_loop;
 pub use sleep::{Sleep, YieldNow, sleep, sleep_until, yield_now};
 pub use task::{JoinError, Task, TaskId, TaskRef};
+pub use task_dump::{TaskDump, TaskInfo, TaskState};
 pub use task_local::TaskLocal;
 pub use time::deadline_after;

@@ -2,13 +2,17 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::error::Error;
 use crate::shared::{LoopScheduler, Shared, drop_logged};
 use crate::task::{self, Task};
+use crate::task_trace;
 use crate::work::Injected;
+
+use tracing::Instrument;
 
 /// A thread-safe handle to a loop (from [`EventLoop::handle`](crate::EventLoop::handle)).
 ///
@@ -51,6 +55,10 @@ impl LoopHandle {
     /// loop the task is cancelled at once; if the loop closes before the task's first poll
     /// (a close racing this call included), the task is cancelled then. Either way it
     /// resolves: to its output, or to `Err(`[`JoinError::Cancelled`](crate::JoinError::Cancelled)`)`.
+    ///
+    /// The caller's location is the task's spawn location, and the task runs in its own
+    /// `tracing` span, as a [`create_task`](crate::EventLoop::create_task) task does.
+    #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,
@@ -59,11 +67,20 @@ impl LoopHandle {
         let scheduler = LoopScheduler {
             shared: self.shared.clone(),
         };
-        let (runnable, task) = task::spawn(fut, scheduler);
+        let location = Location::caller();
+        let span = task_trace::task_span(location);
+        let (runnable, task) = if span.is_disabled() {
+            task::spawn(fut, scheduler)
+        } else {
+            task::spawn(fut.instrument(span.clone()), scheduler)
+        };
+        if !span.is_disabled() {
+            task_trace::name_span(&span, runnable.id(), None);
+        }
         if self.is_closed() {
             drop(runnable);
         } else {
-            self.shared.send(Injected::Spawned(runnable));
+            self.shared.send(Injected::Spawned(runnable, location));
         }
         task
     }

@@ -4,7 +4,8 @@
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,6 +16,7 @@ use evloop_reactor::Reactor;
 use crate::error::Error;
 use crate::exception::ExceptionContext;
 use crate::fd_watchers::FdWatchers;
+use crate::metrics::{Counters, TaskStats, bump};
 use crate::shared::{ReadyQueue, Shared};
 use crate::task::{Runnable, TaskId};
 use crate::task_table::TaskTable;
@@ -43,6 +45,10 @@ pub(crate) struct LoopInner {
     pub(crate) extensions: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
     /// New tasks start eagerly (`set_eager_tasks`).
     pub(crate) eager_tasks: Cell<bool>,
+    /// What `EventLoop::metrics` reports.
+    pub(crate) counters: Counters,
+    /// Per-task poll counts and busy time, kept in debug mode only.
+    pub(crate) task_stats: RefCell<HashMap<TaskId, TaskStats>>,
 }
 
 /// One event loop (asyncio's `AbstractEventLoop`).
@@ -104,6 +110,8 @@ impl EventLoop {
                 fds: RefCell::new(FdWatchers::default()),
                 extensions: RefCell::new(Vec::new()),
                 eager_tasks: Cell::new(false),
+                counters: Counters::default(),
+                task_stats: RefCell::new(HashMap::new()),
             }),
         })
     }
@@ -171,12 +179,30 @@ impl EventLoop {
         }
     }
 
-    pub(crate) fn register_task(&self, runnable: &Runnable) {
-        self.inner.tasks.borrow_mut().insert(runnable);
+    /// Adds the task of `runnable` to the task table (and counts it), with where it was
+    /// created if known.
+    #[inline]
+    pub(crate) fn register_task(
+        &self,
+        runnable: &Runnable,
+        location: Option<&'static Location<'static>>,
+    ) {
+        let inner = &*self.inner;
+        inner.tasks.borrow_mut().insert(runnable, location);
+        bump(&inner.counters.tasks_spawned, 1);
     }
 
+    /// The task `id` at `slot` has ended: it leaves the task table.
+    #[inline]
     pub(crate) fn forget_task(&self, slot: u32, id: TaskId) {
-        let removed = self.inner.tasks.borrow_mut().remove(slot, id);
+        let inner = &*self.inner;
+        let removed = inner.tasks.borrow_mut().remove(slot, id);
+        if removed.is_some() {
+            bump(&inner.counters.tasks_completed, 1);
+        }
+        if self.get_debug() {
+            inner.task_stats.borrow_mut().remove(&id);
+        }
         drop(removed);
     }
 
@@ -193,9 +219,16 @@ impl EventLoop {
         }
     }
 
-    /// Turns debug mode on or off (slow-callback warnings).
+    /// Turns debug mode on or off: slow-callback warnings, and per-task poll counts and busy
+    /// time in [`dump_tasks`](EventLoop::dump_tasks) (counted from when it was turned on;
+    /// turning it off forgets them).
     pub fn set_debug(&self, on: bool) {
         self.inner.debug.set(on);
+        if !on {
+            // Per-task statistics are kept in debug mode only.
+            let stats = std::mem::take(&mut *self.inner.task_stats.borrow_mut());
+            drop(stats);
+        }
     }
 
     /// True in debug mode.

@@ -95,11 +95,14 @@ fn bind_to_current(f: Box<dyn FnOnce()>) -> Box<dyn FnOnce()> {
 }
 
 /// `future`, run in `context` (what `create_task` wraps a future in when the spawning code had
-/// a context): every poll swaps the context in and back out.
-pub(crate) async fn in_context<F: Future>(context: ContextSnapshot, future: F) -> F::Output {
+/// a context): every poll swaps the context in and back out. With `None`, just `future`.
+pub(crate) async fn in_context<F: Future>(
+    context: Option<ContextSnapshot>,
+    future: F,
+) -> F::Output {
     let mut future = std::pin::pin!(future);
     std::future::poll_fn(|cx| {
-        let _enter = Enter::new(Some(context.0.clone()));
+        let _enter = context.as_ref().map(|c| Enter::new(Some(c.0.clone())));
         future.as_mut().poll(cx)
     })
     .await

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use evloop_reactor::Direction;
 
+use std::panic::Location;
+
 use crate::exception::ExceptionContext;
 use crate::task::Runnable;
 use crate::timer_heap::{SleepState, TimerCell};
@@ -16,8 +18,8 @@ use crate::timer_heap::{SleepState, TimerCell};
 pub(crate) enum Work {
     /// A task to poll.
     Task(Runnable),
-    /// A task spawned from another thread: register it, then poll it.
-    Spawned(Runnable),
+    /// A task spawned from another thread (and where): register it, then poll it.
+    Spawned(Runnable, &'static Location<'static>),
     /// A `call_soon` callback.
     Callback(Rc<CallbackCell>),
     /// A due `call_later`/`call_at` callback.
@@ -37,7 +39,7 @@ pub(crate) enum Work {
 /// Work that crosses threads: what the injection queue carries.
 pub(crate) enum Injected {
     Task(Runnable),
-    Spawned(Runnable),
+    Spawned(Runnable, &'static Location<'static>),
     Remote(Box<dyn FnOnce() + Send>),
     Fd(RawFd, Direction, u64),
     Main(u64),
@@ -49,7 +51,7 @@ impl From<Injected> for Work {
     fn from(i: Injected) -> Work {
         match i {
             Injected::Task(r) => Work::Task(r),
-            Injected::Spawned(r) => Work::Spawned(r),
+            Injected::Spawned(r, at) => Work::Spawned(r, at),
             Injected::Remote(f) => Work::Remote(f),
             Injected::Fd(fd, d, g) => Work::Fd(fd, d, g),
             Injected::Main(g) => Work::Main(g),

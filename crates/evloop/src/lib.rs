@@ -81,7 +81,8 @@
 pub use evloop_core::task as raw_task;
 pub use evloop_core::{
     DoneCallbackId, Error, EventLoop, ExceptionContext, FutureError, Handle, InvalidStateError,
-    JoinError, LoopFuture, LoopHandle, Task, TaskBuilder, TaskId, TaskLocal, TaskRef, TimerHandle,
+    JoinError, LoopFuture, LoopHandle, LoopMetrics, Task, TaskBuilder, TaskDump, TaskId, TaskInfo,
+    TaskLocal, TaskRef, TaskState, TimerHandle,
 };
 pub use evloop_policy::{
     DefaultEventLoopPolicy, EventLoopPolicy, StrictEventLoopPolicy, get_event_loop,

@@ -286,6 +286,26 @@ impl Reactor {
         self.inner.closed.load(Ordering::Acquire)
     }
 
+    /// The number of sources registered right now (`register`, `register_level` and `watch`
+    /// each add one; `deregister` and dropping an `Async` take it away; `close` empties it).
+    ///
+    /// ```
+    /// use evloop_reactor::Reactor;
+    /// use std::os::fd::AsFd;
+    ///
+    /// let reactor = Reactor::new()?;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let before = reactor.registered();
+    /// let source = reactor.register(a.as_fd())?;
+    /// assert_eq!(reactor.registered(), before + 1);
+    /// reactor.deregister(&source)?;
+    /// assert_eq!(reactor.registered(), before);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn registered(&self) -> usize {
+        lock(&self.inner.sources).len()
+    }
+
     fn check_open(&self) -> io::Result<()> {
         if self.is_closed() {
             Err(closed_reactor())
@@ -563,12 +583,6 @@ impl Reactor {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
-    }
-
-    /// Number of sources in the slab.
-    #[cfg(test)]
-    pub(crate) fn registered(&self) -> usize {
-        lock(&self.inner.sources).len()
     }
 }
 

@@ -60,12 +60,12 @@ impl<T> Slab<T> {
         value
     }
 
-    /// Number of stored values.
     /// The values, in key order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().flatten()
     }
 
+    /// Number of stored values.
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -53,6 +53,8 @@ impl EventLoop {
     /// Drops what the loop holds (see `close`), each destructor with panics caught.
     fn release_all(&self) {
         let mut tasks: Vec<TaskRef> = self.inner.tasks.borrow_mut().take_all();
+        let stats = std::mem::take(&mut *self.inner.task_stats.borrow_mut());
+        drop(stats);
         tasks.sort_by_key(TaskRef::id);
         for task in tasks.iter().filter(|t| !t.is_done()) {
             self.call_exception_handler(

@@ -367,7 +367,10 @@ impl EventLoop {
             Direction::Write => "writer",
         };
         match callback.try_borrow_mut() {
-            Ok(mut f) => self.call_caught(&mut *f, name),
+            Ok(mut f) => {
+                crate::metrics::bump(&self.inner.counters.callbacks_run, 1);
+                self.call_caught(&mut *f, name)
+            }
             Err(_) => tracing::warn!(fd, "fd callback re-entered; skipped"),
         }
         // The last reference if the callback removed itself.

@@ -40,6 +40,8 @@ struct StandIn {
 /// The main task of one `run_until_complete`.
 pub(super) struct MainTask {
     lp: EventLoop,
+    /// The task's slot in the loop's task table.
+    table_slot: u32,
     task: Task<()>,
     slot: Arc<Mutex<Option<Runnable>>>,
     stand_in: Rc<StandIn>,
@@ -64,9 +66,10 @@ impl MainTask {
             run,
         };
         let (runnable, task) = task::spawn_local(future, scheduler);
-        lp.inner.tasks.borrow_mut().insert(&runnable);
+        lp.register_task(&runnable, None);
         let main = MainTask {
             lp: lp.clone(),
+            table_slot: runnable.tag(),
             task,
             slot,
             stand_in,
@@ -91,6 +94,19 @@ impl MainTask {
     /// Marks the task as the current one for the length of a poll of the run's future.
     pub(super) fn enter(&self) -> CurrentGuard<'_> {
         CurrentGuard::enter(&self.task)
+    }
+
+    /// After a poll of the run's future: counts it, and records what it left the main task
+    /// waiting for (for the task dump).
+    pub(super) fn polled(&self) {
+        crate::metrics::bump(&self.lp.inner.counters.task_polls, 1);
+        let id = self.task.id();
+        let awaited = task::take_awaited(id);
+        self.lp
+            .inner
+            .tasks
+            .borrow_mut()
+            .set_awaiting(self.table_slot, id, awaited);
     }
 
     /// Ends the task: with success when the run's future completed, else cancelled. Called once

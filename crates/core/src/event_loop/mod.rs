@@ -226,6 +226,45 @@ impl EventLoop {
     pub fn pending_timers(&self) -> usize {
         self.inner.timers.borrow().len()
     }
+
+    /// A snapshot of the loop's counters (tokio's `RuntimeMetrics`): iterations, tasks
+    /// spawned/completed/alive, polls, callbacks run, queue depths, fds registered, and the
+    /// time spent busy vs. parked in the reactor. The counters are plain cells bumped on the
+    /// loop's thread; the snapshot walks the task table once (for `tasks_alive`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop_core::EventLoop;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// lp.call_soon(|| {});
+    /// lp.run_until_complete(evloop_core::sleep(&lp, Duration::from_millis(5)))?;
+    /// let m = lp.metrics();
+    /// assert!(m.callbacks_run >= 1 && m.parks >= 1);
+    /// assert!(m.parked_time >= Duration::from_millis(4)); // it slept in the reactor
+    /// assert_eq!((m.tasks_alive, m.timers_pending), (0, 0));
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn metrics(&self) -> crate::metrics::LoopMetrics {
+        let inner = &*self.inner;
+        let c = &inner.counters;
+        let parked_time = c.parked.get();
+        let tasks_alive = inner.tasks.borrow().iter().filter(|t| !t.is_done()).count();
+        crate::metrics::LoopMetrics {
+            iterations: c.iterations.get(),
+            parks: c.parks.get(),
+            tasks_spawned: c.tasks_spawned.get(),
+            tasks_completed: c.tasks_completed.get(),
+            tasks_alive,
+            task_polls: c.task_polls.get(),
+            callbacks_run: c.callbacks_run.get(),
+            ready_queue_depth: inner.ready.borrow().len(),
+            timers_pending: inner.timers.borrow().len(),
+            fds_registered: inner.shared.reactor.registered(),
+            busy_time: c.run_time().saturating_sub(parked_time),
+            parked_time,
+        }
+    }
 }
 
 impl fmt::Debug for EventLoop {

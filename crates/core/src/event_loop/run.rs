@@ -13,6 +13,7 @@ use super::main_task::MainTask;
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::loop_state::EventLoop;
+use crate::metrics::{Counters, bump};
 use crate::running::RunningGuard;
 use crate::shared::Shared;
 use crate::timer_heap::Due;
@@ -44,6 +45,25 @@ pub(crate) const EVENT_INTERVAL: u32 = 61;
 /// Ready-queue capacity kept however idle the loop gets.
 const READY_QUEUE_KEEP: usize = 4096;
 
+/// One run of the loop, for the metrics' busy time and the start/stop events: made after the
+/// running guard, dropped on every exit path (unwinding included).
+struct Run<'a>(&'a Counters);
+
+impl<'a> Run<'a> {
+    fn begin(lp: &'a EventLoop, how: &'static str) -> Run<'a> {
+        tracing::debug!(how, "event loop starts");
+        lp.inner.counters.run_begins();
+        Run(&lp.inner.counters)
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        self.0.run_ends();
+        tracing::debug!("event loop stops");
+    }
+}
+
 impl EventLoop {
     /// Runs until [`stop`](EventLoop::stop) is called.
     ///
@@ -53,6 +73,7 @@ impl EventLoop {
     pub fn run_forever(&self) -> Result<(), Error> {
         self.check_closed()?;
         let _guard = RunningGuard::enter(self)?;
+        let _run = Run::begin(self, "run_forever");
         loop {
             self.run_once(&mut |_| {})?;
             if self.inner.shared.stopping.load(Ordering::Acquire) {
@@ -100,6 +121,7 @@ impl EventLoop {
     pub fn run_until_complete<F: Future>(&self, fut: F) -> Result<F::Output, Error> {
         self.check_closed()?;
         let _guard = RunningGuard::enter(self)?;
+        let _run = Run::begin(self, "run_until_complete");
         let generation = self.inner.main_generation.get() + 1;
         self.inner.main_generation.set(generation);
         let main = Arc::new(MainWaker {
@@ -134,10 +156,10 @@ impl EventLoop {
                 return;
             };
             let mut cx = Context::from_waker(&waker);
-            let polled = {
-                let _current = main_task.enter();
-                coop::with_budget(coop::DEFAULT_BUDGET, || f.poll(&mut cx))
-            };
+            let current = main_task.enter();
+            let polled = coop::with_budget(coop::DEFAULT_BUDGET, || f.poll(&mut cx));
+            drop(current);
+            main_task.polled();
             if let Poll::Ready(out) = polled {
                 output = Some(out);
                 fut.set(None);
@@ -170,7 +192,6 @@ impl EventLoop {
     /// run), then `run_forever`/`run_until_complete` return. Called while the loop is not
     /// running, the next run does one iteration.
     pub fn stop(&self) {
-        tracing::trace!("stop requested");
         self.inner.shared.stopping.store(true, Ordering::Release);
     }
 
@@ -220,11 +241,14 @@ impl EventLoop {
             shared.parked.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let late_work = !shared.injector.is_empty() || shared.stopping.load(Ordering::SeqCst);
+            // Two clock reads per blocking wait (never per task) for the parked time.
+            let parked_at = Instant::now();
             let waited = shared.reactor.wait(if late_work {
                 Some(Duration::ZERO)
             } else {
                 timeout
             });
+            inner.counters.parked_for(parked_at.elapsed());
             shared.parked.store(false, Ordering::Relaxed);
             waited
         };
@@ -249,8 +273,10 @@ impl EventLoop {
             }
         }
 
+        // No tracing event here: an event per iteration would flood any subscriber listening
+        // at TRACE; the iteration is counted instead (`EventLoop::metrics`).
+        bump(&inner.counters.iterations, 1);
         let ntodo = inner.ready.borrow().len();
-        tracing::trace!(ready = ntodo, ?timeout, "iteration");
         for _ in 0..ntodo {
             let item = inner.ready.borrow_mut().pop_front();
             let Some(item) = item else { break };
@@ -269,23 +295,26 @@ impl EventLoop {
         let started = self.get_debug().then(Instant::now);
         let name: std::borrow::Cow<'static, str> = match item {
             Work::Task(r) => self.step_task(r, started.is_some()),
-            Work::Spawned(r) => {
-                self.register_task(&r);
+            Work::Spawned(r, at) => {
+                self.register_task(&r, Some(at));
                 self.step_task(r, started.is_some())
             }
             Work::Callback(cell) => {
                 if let Some(f) = cell.callback.take() {
+                    bump(&self.inner.counters.callbacks_run, 1);
                     self.call_caught(f, cell.name);
                 }
                 cell.name.into()
             }
             Work::Timer(cell) => {
                 if let Some(f) = cell.take_due() {
+                    bump(&self.inner.counters.callbacks_run, 1);
                     self.call_caught(f, cell.name);
                 }
                 cell.name.into()
             }
             Work::Remote(f) => {
+                bump(&self.inner.counters.callbacks_run, 1);
                 self.call_caught(f, "call_soon_threadsafe callback");
                 "call_soon_threadsafe callback".into()
             }

@@ -1,11 +1,13 @@
 //! Creating tasks: `create_task`, and [`TaskBuilder`] for a name or an eager start.
 
 use std::future::Future;
+use std::panic::Location;
 
 use crate::loop_state::EventLoop;
 use crate::shared::LoopScheduler;
 use crate::task::{self, Runnable, Task};
 use crate::task_local;
+use crate::task_trace;
 use crate::work::Work;
 
 impl EventLoop {
@@ -14,12 +16,18 @@ impl EventLoop {
     /// need not be `Send`; it always runs on this thread. On a closed loop the task is
     /// cancelled at once. The task inherits the [`TaskLocal`](crate::TaskLocal) values visible
     /// where it is created.
+    ///
+    /// The caller's source location is the task's spawn location (in
+    /// [`dump_tasks`](EventLoop::dump_tasks) and in the task's `tracing` span, which is
+    /// entered around every poll of the task when a subscriber is interested: see the
+    /// [crate docs](crate#seeing-inside-a-loop)).
+    #[track_caller]
     pub fn create_task<F>(&self, fut: F) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.spawn_task(fut, None, self.eager_tasks())
+        self.spawn_task(fut, None, self.eager_tasks(), Location::caller())
     }
 
     /// Makes every task created on this loop from now on start *eagerly* (Python 3.12's
@@ -55,7 +63,13 @@ impl EventLoop {
     }
 
     #[inline]
-    fn spawn_task<F>(&self, fut: F, name: Option<String>, eager: bool) -> Task<F::Output>
+    fn spawn_task<F>(
+        &self,
+        fut: F,
+        name: Option<String>,
+        eager: bool,
+        location: &'static Location<'static>,
+    ) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -63,18 +77,24 @@ impl EventLoop {
         let scheduler = LoopScheduler {
             shared: self.inner.shared.clone(),
         };
-        let (runnable, task) = match task_local::snapshot() {
-            None => task::spawn_local(fut, scheduler),
-            Some(context) => task::spawn_local(task_local::in_context(context, fut), scheduler),
+        let context = task_local::snapshot();
+        let span = task_trace::task_span(location);
+        // Unwrapped unless the task has a task-local context or a span somebody listens to.
+        let (runnable, task) = if task_trace::needs_wrap(&context, &span) {
+            task::spawn_local(task_trace::wrap(context, span.clone(), fut), scheduler)
+        } else {
+            task::spawn_local(fut, scheduler)
         };
+        if !span.is_disabled() {
+            task_trace::name_span(&span, runnable.id(), name.as_deref());
+        }
         if let Some(name) = name {
             task.set_name(name);
         }
-        tracing::trace!(task = runnable.id().as_u64(), "task created");
         if self.is_closed() {
             drop(runnable);
         } else {
-            self.inner.tasks.borrow_mut().insert(&runnable);
+            self.register_task(&runnable, Some(location));
             if eager && self.runs_here() {
                 self.start_eagerly(runnable);
             } else {
@@ -133,14 +153,16 @@ impl TaskBuilder {
         self
     }
 
-    /// Creates the task on `lp` (as [`EventLoop::create_task`], with these options).
+    /// Creates the task on `lp` (as [`EventLoop::create_task`], with these options; the
+    /// caller's location is the task's spawn location).
+    #[track_caller]
     pub fn spawn_on<F>(self, lp: &EventLoop, fut: F) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
         let eager = self.eager.unwrap_or_else(|| lp.eager_tasks());
-        lp.spawn_task(fut, self.name, eager)
+        lp.spawn_task(fut, self.name, eager, Location::caller())
     }
 
     /// Creates the task on the loop running on this thread.

@@ -4,11 +4,39 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 
 use super::header::Header;
+use super::id::TaskId;
 use super::task_ref::TaskRef;
 
 thread_local! {
     /// Set by the runner for the length of one poll of a task; `None` otherwise.
     static CURRENT: Cell<Option<NonNull<Header>>> = const { Cell::new(None) };
+    /// The latest `(awaiter, awaited)` pair noted by a `Task`/`TaskRef` poll that returned
+    /// `Pending` inside a task's poll (see `note_awaited`); the loop takes it after each step.
+    static AWAITED: Cell<Option<(TaskId, TaskId)>> = const { Cell::new(None) };
+}
+
+/// Notes, for the task dump, that the task being polled on this thread (if any) waits for the
+/// task `awaited`: a `Task` or `TaskRef` future returns `Pending`. Two thread-local accesses;
+/// nothing is allocated and no task is touched but through its id.
+#[inline]
+pub(crate) fn note_awaited(awaited: TaskId) {
+    if let Some(ptr) = CURRENT.with(Cell::get) {
+        // SAFETY: `CURRENT` holds a task only while its runner polls it, holding a reference
+        // (`Polling::enter`'s contract), and this code runs inside that poll.
+        let awaiter = unsafe { ptr.as_ref() }.id;
+        AWAITED.with(|a| a.set(Some((awaiter, awaited))));
+    }
+}
+
+/// Takes what `awaiter`'s poll noted with `note_awaited` (the last awaited task it left
+/// pending); `None` if it noted nothing. A note by another task (polled by some other runner on
+/// this thread, which never took it) is discarded.
+#[inline]
+pub(crate) fn take_awaited(awaiter: TaskId) -> Option<TaskId> {
+    match AWAITED.with(|a| a.take()) {
+        Some((by, awaited)) if by == awaiter => Some(awaited),
+        _ => None,
+    }
 }
 
 /// Marks a task as the one being polled on this thread until dropped (restoring the previous

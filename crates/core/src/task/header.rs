@@ -296,7 +296,10 @@ impl Header {
 /// it is logged, as the task core has nowhere else to report it.
 pub(crate) fn contain_waker(task: TaskId, f: impl FnOnce()) {
     if let Some(payload) = contain(f) {
-        tracing::error!(task = %task, "the waker of a task's awaiter panicked");
+        tracing::error!(
+            task.id = task.as_u64(),
+            "the waker of a task's awaiter panicked"
+        );
         dispose(payload);
     }
 }

@@ -226,7 +226,11 @@ impl<T> Future for Task<T> {
             });
             drop(replaced);
             match header.state.publish_join_waker(slot) {
-                JoinRegister::Registered => return Poll::Pending,
+                JoinRegister::Registered => {
+                    // For the loop's task dump: the polling task now waits for this one.
+                    super::current::note_awaited(header.id);
+                    return Poll::Pending;
+                }
                 JoinRegister::Completed(slot) => {
                     // SAFETY: the slot is still ours: the task completed before we handed it over.
                     let stale = header.join_slot(&slot).with_mut(|p| unsafe { (*p).take() });

@@ -43,8 +43,8 @@ mod tests;
 
 use std::future::Future;
 
-pub(crate) use current::CurrentGuard;
 pub use current::current;
+pub(crate) use current::{CurrentGuard, take_awaited};
 pub use id::TaskId;
 pub use join_error::JoinError;
 pub(crate) use join_error::panic_message;

@@ -298,7 +298,7 @@ where
             HandBack::Schedule(scheduled) => unsafe { submit(ptr, scheduled) },
             HandBack::Leaked(done) => {
                 tracing::warn!(
-                    task = %cell.header.id,
+                    task.id = cell.header.id.as_u64(),
                     "leaked a local task's future: it could not be dropped on its own thread"
                 );
                 // SAFETY: we own the runner's reference.

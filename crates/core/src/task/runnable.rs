@@ -22,7 +22,8 @@ pub trait Schedule: Send + Sync + 'static {
     /// The default logs the panic with `tracing::error!`.
     fn unhandled_panic(&self, task: TaskRef, payload: Box<dyn Any + Send>) {
         tracing::error!(
-            task = %task.name(),
+            task.id = task.id().as_u64(),
+            task.name = %task.name(),
             panic = super::join_error::panic_message(payload.as_ref()).unwrap_or("<non-string payload>"),
             "Task exception was never retrieved"
         );
@@ -38,8 +39,9 @@ pub trait Schedule: Send + Sync + 'static {
     /// [`task_destructor_panicked`]: Schedule::task_destructor_panicked
     fn destructor_panicked(&self, task: TaskId, payload: Box<dyn Any + Send>) {
         tracing::error!(
-            task = %task,
-            panic = super::join_error::panic_message(payload.as_ref()).unwrap_or("<non-string payload>"),
+            task.id = task.as_u64(),
+            panic = super::join_error::panic_message(payload.as_ref())
+                .unwrap_or("<non-string payload>"),
             "a task's future or output panicked while being dropped"
         );
     }

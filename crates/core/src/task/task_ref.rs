@@ -125,6 +125,7 @@ impl Future for TaskRef {
         if let Some(w) = &this.waiting {
             if w.will_wake(cx.waker()) {
                 // Still registered: the list is only taken by the completion, which wakes it.
+                super::current::note_awaited(this.header().id);
                 return Poll::Pending;
             }
         }
@@ -135,6 +136,8 @@ impl Future for TaskRef {
             this.stop_waiting();
             return Poll::Ready(this.outcome(this.header().state()));
         }
+        // For the loop's task dump: the polling task now waits for this one.
+        super::current::note_awaited(this.header().id);
         Poll::Pending
     }
 }
@@ -208,6 +211,18 @@ impl TaskPtr {
     /// True once the task has ended.
     pub(crate) fn is_done(&self) -> bool {
         self.header().state() & COMPLETED != 0
+    }
+
+    /// The task's name (for the loop's task dump).
+    pub(crate) fn name(&self) -> String {
+        self.header().name()
+    }
+
+    /// `(running, scheduled)`: the task is being polled right now; it has a runnable waiting
+    /// to be run (for the loop's task dump: one read of the state word).
+    pub(crate) fn activity(&self) -> (bool, bool) {
+        let state = self.header().state();
+        (state & RUNNING != 0, state & SCHEDULED != 0)
     }
 
     /// A `TaskRef` of the same task (a new reference).

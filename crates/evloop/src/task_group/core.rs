@@ -267,6 +267,7 @@ impl<E, O> Core<E, O> {
 impl<E: 'static, O: 'static> Core<E, O> {
     /// Starts `future` as a child task on `lp`; `finish` turns its output into the task's
     /// output or a failure. A child spawned into an aborting group is cancelled at once.
+    #[track_caller]
     pub(super) fn spawn_child<F, X>(
         self: &Rc<Self>,
         lp: &EventLoop,

@@ -84,6 +84,7 @@ impl<E: 'static> TaskGroup<E> {
     /// "no running event loop".
     ///
     /// [`EventLoop::create_task`]: crate::EventLoop::create_task
+    #[track_caller]
     pub fn spawn<F, T>(&self, future: F) -> Task<T>
     where
         F: Future<Output = Result<T, E>> + 'static,

@@ -86,6 +86,7 @@ impl<T: 'static, E: 'static> JoinSet<T, E> {
     /// # Panics
     ///
     /// "no running event loop", when the scope is polled outside a running loop.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> TaskRef
     where
         F: Future<Output = T> + 'static,

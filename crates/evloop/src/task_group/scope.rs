@@ -116,6 +116,7 @@ impl<E: 'static> TaskScope<E> {
     /// # Panics
     ///
     /// "no running event loop", when the scope is polled outside a running loop.
+    #[track_caller]
     pub fn spawn<F, T>(&self, future: F) -> Task<T>
     where
         F: Future<Output = Result<T, E>> + 'static,
@@ -198,6 +199,7 @@ impl<E: 'static> TaskSpawner<E> {
     /// Starts `future` as a child of the group, as [`TaskScope::spawn`] does; `Err` if the
     /// group is shutting down (a failure happened, or it was cancelled), has finished, or no
     /// loop runs (asyncio's `create_task` raises `RuntimeError` in the first two cases).
+    #[track_caller]
     pub fn spawn<F, T>(&self, future: F) -> Result<Task<T>, SpawnError>
     where
         F: Future<Output = Result<T, E>> + 'static,

@@ -186,8 +186,16 @@ impl ThreadPool {
             self.inner.work.notify_one();
         } else if state.threads < self.inner.max_threads {
             unrunnable = self.spawn_thread(&mut state);
+        } else if state.queue.len() == state.idle + 1 {
+            // Every thread is busy and the pool may not grow: the job waits for the first one
+            // to finish. Reported once per saturation (when the first job has to wait), not
+            // for every job queued behind it.
+            tracing::debug!(
+                threads = state.threads,
+                max_threads = self.inner.max_threads,
+                "the default executor is saturated: jobs wait for a thread"
+            );
         }
-        // Else every thread is busy: the job waits for the first one to finish.
         drop(state);
         // Dropped outside the lock: dropping a job runs user destructors and wakes its task.
         drop(unrunnable);

@@ -103,6 +103,9 @@ impl SignalHandlers for EventLoop {
                     0
                 }
             };
+            if deliveries > 0 {
+                tracing::debug!(signal, deliveries, "signal delivered to its handler");
+            }
             let Some(lp) = evloop_core::running_loop() else {
                 return;
             };

@@ -90,7 +90,10 @@ impl Signals {
         });
         match read {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(n)) if n > 0 => Poll::Ready(Some(signal)),
+            Poll::Ready(Ok(n)) if n > 0 => {
+                tracing::debug!(signal, deliveries = n, "signal delivered to a stream");
+                Poll::Ready(Some(signal))
+            }
             Poll::Ready(Ok(_)) => Poll::Ready(None),
             Poll::Ready(Err(e)) => {
                 tracing::debug!(signal, error = %e, "a signal stream ends");
