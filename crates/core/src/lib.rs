@@ -23,6 +23,25 @@
 //! assert!(matches!(lp.run_forever(), Err(Error::Closed)));
 //! # Ok::<(), evloop_core::Error>(())
 //! ```
+//!
+//! ## The layers
+//!
+//! ```text
+//!                    evloop   the facade: run, Runner, spawn, task_group, multi
+//!                   /      \         (+ evloop-macros: #[evloop::main], #[evloop::test])
+//!      evloop-policy        evloop-io      net, protocol, process, signal,
+//!   (current loop per        |             executor, time
+//!    thread)        \        |
+//!                   evloop-core           EventLoop, tasks, LoopHandle
+//!                        |
+//!                   evloop-reactor        readiness on `polling`, Async<T>
+//! ```
+//!
+//! Each crate depends only on those below it: [`evloop`](https://docs.rs/evloop) ·
+//! [`evloop-policy`](https://docs.rs/evloop-policy) · [`evloop-io`](https://docs.rs/evloop-io) ·
+//! [`evloop-core`](https://docs.rs/evloop-core) · [`evloop-reactor`](https://docs.rs/evloop-reactor) ·
+//! [`evloop-macros`](https://docs.rs/evloop-macros). Depend on the facade unless you build on one
+//! layer alone (a reactor without tasks, a runtime of your own on the core).
 
 //!
 //! ## Seeing inside a loop

@@ -25,6 +25,17 @@
 //!
 //! ## The layers
 //!
+//! ```text
+//!                    evloop   the facade: run, Runner, spawn, task_group, multi
+//!                   /      \         (+ evloop-macros: #[evloop::main], #[evloop::test])
+//!      evloop-policy        evloop-io      net, protocol, process, signal,
+//!   (current loop per        |             executor, time
+//!    thread)        \        |
+//!                   evloop-core           EventLoop, tasks, LoopHandle
+//!                        |
+//!                   evloop-reactor        readiness on `polling`, Async<T>
+//! ```
+//!
 //! This crate composes the lower ones and re-exports what users need at its root:
 //!
 //! - [`reactor`] (`evloop-reactor`): I/O readiness, [`reactor::Async`].

@@ -50,6 +50,25 @@
 //! Outside a running loop, constructors fail with "no running event loop" (an `io::Error`
 //! wrapping [`evloop_core::Error::NoRunningLoop`]); the documented exceptions panic instead
 //! (`to_thread`, polling a time future).
+//!
+//! ## The layers
+//!
+//! ```text
+//!                    evloop   the facade: run, Runner, spawn, task_group, multi
+//!                   /      \         (+ evloop-macros: #[evloop::main], #[evloop::test])
+//!      evloop-policy        evloop-io      net, protocol, process, signal,
+//!   (current loop per        |             executor, time
+//!    thread)        \        |
+//!                   evloop-core           EventLoop, tasks, LoopHandle
+//!                        |
+//!                   evloop-reactor        readiness on `polling`, Async<T>
+//! ```
+//!
+//! Each crate depends only on those below it: [`evloop`](https://docs.rs/evloop) ·
+//! [`evloop-policy`](https://docs.rs/evloop-policy) · [`evloop-io`](https://docs.rs/evloop-io) ·
+//! [`evloop-core`](https://docs.rs/evloop-core) · [`evloop-reactor`](https://docs.rs/evloop-reactor) ·
+//! [`evloop-macros`](https://docs.rs/evloop-macros). Depend on the facade unless you build on one
+//! layer alone (a reactor without tasks, a runtime of your own on the core).
 #![forbid(unsafe_code)]
 
 pub mod executor;
