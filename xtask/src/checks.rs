@@ -270,17 +270,58 @@ pub(crate) fn bench(root: &Path, extra: &[String]) -> Outcome {
         .run("bench", root)
 }
 
+/// `cargo xtask deny`: cargo-deny's licenses, bans and sources checks (`deny.toml`), and its
+/// advisories check where the RustSec database can be fetched (it lives on GitHub; a machine
+/// that cannot reach it skips that check with a printed reason). Needs `cargo-deny`
+/// (`cargo install cargo-deny --locked`; `.ci/run` installs it).
+pub(crate) fn deny(root: &Path, extra: &[String]) -> Outcome {
+    if Step::cargo()
+        .args(["deny", "--version"])
+        .output(root)
+        .is_none()
+    {
+        eprintln!(
+            "cargo xtask deny: cargo-deny is not installed (`cargo install cargo-deny --locked`)"
+        );
+        return Err(Failed(1));
+    }
+    Step::cargo()
+        .args(["deny", "check", "licenses", "bans", "sources"])
+        .args(extra.iter().cloned())
+        .run("deny", root)?;
+    let reachable = Step::program("git")
+        .args([
+            "ls-remote",
+            "--exit-code",
+            "https://github.com/rustsec/advisory-db",
+            "HEAD",
+        ])
+        .output(root)
+        .is_some();
+    if !reachable {
+        println!(
+            "cargo xtask deny: advisories skipped: the RustSec advisory database \
+             (github.com/rustsec/advisory-db) cannot be reached from this machine"
+        );
+        return Ok(());
+    }
+    Step::cargo()
+        .args(["deny", "check", "advisories"])
+        .run("deny", root)
+}
+
 /// `cargo xtask ci`: every check `.ci/run` runs, each announced as `==> step: NAME` and
 /// timed; stops at the first failure and prints the times so far.
 pub(crate) fn ci(root: &Path) -> Outcome {
     type Check = fn(&Path, &[String]) -> Outcome;
     let quick = ["--quick".to_owned()];
-    let checks: [(&str, Check, &[String]); 5] = [
+    let checks: [(&str, Check, &[String]); 6] = [
         ("test", test, &[]),
         ("loom", loom, &[]),
         ("miri", miri, &[]),
         ("asan", asan, &[]),
         ("stress --quick", stress, &quick),
+        ("deny", deny, &[]),
     ];
     let mut times = Vec::new();
     let mut outcome = Ok(());

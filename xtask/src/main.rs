@@ -42,6 +42,10 @@ const TASKS: &[(&str, &str)] = &[
         "the stress tests (evloop-stress, release) [--quick | --full] [ARGS]; quick by default",
     ),
     (
+        "deny",
+        "cargo-deny: licenses, bans, sources (deny.toml); advisories where reachable [ARGS]",
+    ),
+    (
         "tidy",
         "source rules: SAFETY comments, no bare unwrap/expect, file sizes, crate docs",
     ),
@@ -51,7 +55,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "ci",
-        "what .ci/run runs: test, loom, miri, asan, stress --quick (each step named)",
+        "what .ci/run runs: test, loom, miri, asan, stress --quick, deny (each step named)",
     ),
     ("help", "print this list"),
 ];
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         Some("asan") => checks::asan(&root, &rest),
         Some("stress") => checks::stress(&root, &rest),
         Some("tidy") => tidy::check(&root),
+        Some("deny") => checks::deny(&root, &rest),
         Some("bench") => checks::bench(&root, &rest),
         Some("ci") => checks::ci(&root),
         Some(other) => {
@@ -143,7 +148,7 @@ mod tests {
     #[test]
     fn every_task_is_listed_in_help() {
         for task in [
-            "test", "loom", "miri", "asan", "stress", "tidy", "bench", "ci",
+            "test", "loom", "miri", "asan", "stress", "deny", "tidy", "bench", "ci",
         ] {
             assert!(TASKS.iter().any(|(name, _)| *name == task), "{task}");
         }
