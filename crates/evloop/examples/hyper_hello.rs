@@ -32,13 +32,18 @@ use http_body_util::Full;
 
 /// The whole application.
 async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"Hello, world!"))))
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"Hello, world!",
+    ))))
 }
 
 /// Serves `listener` until `stop` completes, then shuts down gracefully: the listener is
 /// closed, every connection finishes its requests in flight and closes. Returns the number
 /// of connections accepted.
-pub(crate) async fn serve(listener: TcpListener, stop: impl Future<Output = ()>) -> io::Result<u64> {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    stop: impl Future<Output = ()>,
+) -> io::Result<u64> {
     let builder = server::Builder::new();
     let graceful = GracefulShutdown::new();
     let mut stop = pin!(stop);
@@ -61,7 +66,8 @@ pub(crate) async fn serve(listener: TcpListener, stop: impl Future<Output = ()>)
         };
         accepted += 1;
         stream.set_nodelay(true)?;
-        let conn = graceful.watch(builder.serve_connection(HyperIo::new(stream), service_fn(hello)));
+        let conn =
+            graceful.watch(builder.serve_connection(HyperIo::new(stream), service_fn(hello)));
         evloop::spawn(async move {
             if let Err(err) = conn.await {
                 eprintln!("connection: {err}");

@@ -77,11 +77,14 @@ fn curl_http11_keep_alive_two_urls() {
         assert!(out.status.success(), "{out:?}");
         // The second transfer re-used the first one's connection: no new connect.
         assert_eq!(
-            stdout,
-            "Hello, world!|200 1.1 1\nHello, world!|200 1.1 0\n",
+            stdout, "Hello, world!|200 1.1 1\nHello, world!|200 1.1 0\n",
             "{out:?}"
         );
-        assert_eq!(stop(stopper, server).await, 1, "one connection for both URLs");
+        assert_eq!(
+            stop(stopper, server).await,
+            1,
+            "one connection for both URLs"
+        );
     })
     .expect("the loop ran");
 }
@@ -106,16 +109,17 @@ fn curl_http2_prior_knowledge() {
             assert!(out.status.success(), "{out:?}");
             assert_eq!(stdout, "Hello, world!|200 2\n", "{out:?}");
         }
-        assert_eq!(stop(stopper, server).await, 2, "one HTTP/2 connection per curl");
+        assert_eq!(
+            stop(stopper, server).await,
+            2,
+            "one HTTP/2 connection per curl"
+        );
     })
     .expect("the loop ran");
 }
 
 /// GETs `path` on `sender` and returns the status and the body.
-async fn get_h1(
-    sender: &mut http1::SendRequest<Empty<Bytes>>,
-    path: &str,
-) -> (StatusCode, Bytes) {
+async fn get_h1(sender: &mut http1::SendRequest<Empty<Bytes>>, path: &str) -> (StatusCode, Bytes) {
     let req = Request::get(path)
         .header("host", "localhost")
         .body(Empty::new())
@@ -141,7 +145,9 @@ fn hyper_client_http1_keep_alive() {
             assert_eq!(&body[..], b"Hello, world!");
         }
         drop(sender);
-        conn.await.expect("the client task").expect("the client connection");
+        conn.await
+            .expect("the client task")
+            .expect("the client connection");
         assert_eq!(stop(stopper, server).await, 1);
     })
     .expect("the loop ran");
@@ -169,7 +175,10 @@ fn hyper_client_http2_concurrent_streams() {
                     let res = sender.send_request(req).await.expect("a response");
                     assert_eq!(res.version(), evloop::hyper::hyper::Version::HTTP_2);
                     let status = res.status();
-                    (status, res.into_body().collect().await.expect("body").to_bytes())
+                    (
+                        status,
+                        res.into_body().collect().await.expect("body").to_bytes(),
+                    )
                 })
             })
             .collect();
@@ -179,7 +188,9 @@ fn hyper_client_http2_concurrent_streams() {
             assert_eq!(&body[..], b"Hello, world!");
         }
         drop(sender);
-        conn.await.expect("the client task").expect("the client connection");
+        conn.await
+            .expect("the client task")
+            .expect("the client connection");
         assert_eq!(stop(stopper, server).await, 1);
     })
     .expect("the loop ran");
@@ -201,7 +212,9 @@ fn shutdown_closes_the_listener_and_idle_connections() {
 
         // The connection is idle now; the shutdown closes it and the server task ends.
         assert_eq!(stop(stopper, server).await, 1);
-        let ended = evloop::timeout(BOUND, conn).await.expect("the client saw the close");
+        let ended = evloop::timeout(BOUND, conn)
+            .await
+            .expect("the client saw the close");
         ended.expect("the client task").expect("a clean close");
         // No more connections are accepted.
         match TcpStream::connect(addr).await {

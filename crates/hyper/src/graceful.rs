@@ -77,7 +77,7 @@ struct Shared {
 /// Single-threaded, as evloop's loops are: the watcher and its futures are `!Send`.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::{cell::Cell, rc::Rc, time::Duration};
 /// use evloop::hyper::{GracefulShutdown, HyperIo, server};
 /// use evloop::hyper::hyper::{Response, service::service_fn};
 /// use evloop::net::{TcpListener, TcpStream};
@@ -88,16 +88,23 @@ struct Shared {
 ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
 ///     let mut client = TcpStream::connect(listener.local_addr()?).await?;
 ///     let (stream, _) = listener.accept().await?;
-///     let slow = service_fn(|_req| async {
-///         evloop::sleep(Duration::from_millis(50)).await;
-///         Ok::<_, std::convert::Infallible>(Response::new(Full::new(&b"done"[..])))
+///     let started = Rc::new(Cell::new(false));
+///     let flag = started.clone();
+///     let slow = service_fn(move |_req| {
+///         flag.set(true);
+///         async {
+///             evloop::sleep(Duration::from_millis(50)).await;
+///             Ok::<_, std::convert::Infallible>(Response::new(Full::new(&b"done"[..])))
+///         }
 ///     });
 ///     let graceful = GracefulShutdown::new();
 ///     let conn = server::Builder::new().serve_connection(HyperIo::new(stream), slow);
 ///     evloop::spawn(graceful.watch(conn));
 ///
 ///     client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await?;
-///     evloop::sleep(Duration::from_millis(10)).await; // the request is in flight
+///     while !started.get() {
+///         evloop::yield_now().await; // until the request is in flight
+///     }
 ///     graceful.shutdown().await; // it finishes, then the connection closes
 ///     let mut reply = String::new();
 ///     client.read_to_string(&mut reply).await?;
@@ -157,7 +164,13 @@ impl GracefulShutdown {
         let shared = &self.shared;
         if !shared.shutting_down.replace(true) {
             // Take the wakers out first: waking runs no code here, but keep no borrow.
-            let wakers: Vec<Waker> = shared.wakers.borrow_mut().iter_mut().flatten().map(|w| w.clone()).collect();
+            let wakers: Vec<Waker> = shared
+                .wakers
+                .borrow_mut()
+                .iter_mut()
+                .flatten()
+                .map(|w| w.clone())
+                .collect();
             for waker in wakers {
                 waker.wake();
             }

@@ -23,7 +23,9 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 const BOUND: Duration = Duration::from_secs(30);
 
 async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"Hello, world!"))))
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"Hello, world!",
+    ))))
 }
 
 /// Which server the test runs.
@@ -73,7 +75,10 @@ async fn send_and_read(addr: std::net::SocketAddr, sent: &[u8]) -> (String, Dura
         Ok(Err(err)) => panic!("read failed: {err}"),
         Err(_) => panic!("the server did not close the connection within {BOUND:?}"),
     }
-    (String::from_utf8_lossy(&reply).into_owned(), start.elapsed())
+    (
+        String::from_utf8_lossy(&reply).into_owned(),
+        start.elapsed(),
+    )
 }
 
 /// Runs `kind`'s server and checks that `partial` is cut off after the timeout while a
@@ -89,7 +94,10 @@ fn check_cut_off(kind: Server, partial: &'static [u8]) {
             elapsed >= TIMEOUT,
             "closed after {elapsed:?}, before the {TIMEOUT:?} timeout"
         );
-        assert!(!reply.contains("200 OK"), "answered a partial request: {reply:?}");
+        assert!(
+            !reply.contains("200 OK"),
+            "answered a partial request: {reply:?}"
+        );
 
         // The same server answers a complete request (so the close above was the timeout).
         let (reply, _) = send_and_read(
