@@ -2,7 +2,6 @@
 //! `ensure_future`): listed, current, cancellable, and ended when the run returns.
 #![allow(clippy::unwrap_used)]
 
-#[allow(dead_code)]
 mod common;
 
 use std::cell::Cell;
