@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::fmt;
 
-/// Why a child of a [`TaskGroup`] failed.
+/// Why a child of a [`TaskGroup`](crate::TaskGroup) failed.
 pub enum TaskGroupError<E> {
     /// The child returned `Err(e)`.
     Failed(E),
