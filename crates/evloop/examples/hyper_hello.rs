@@ -19,6 +19,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -79,6 +80,26 @@ pub(crate) async fn serve(
     Ok(accepted)
 }
 
+/// Binds `addr`, calls `listening` with the bound address, serves until Ctrl-C, then shuts
+/// down gracefully. Returns the number of connections accepted.
+pub(crate) async fn serve_until_ctrl_c(
+    addr: &str,
+    listening: impl FnOnce(SocketAddr),
+) -> io::Result<u64> {
+    // Listening for SIGINT from here on: a Ctrl-C from now is a graceful shutdown.
+    let ctrl_c = evloop::signal::ctrl_c();
+    let listener = TcpListener::bind(addr).await?;
+    listening(listener.local_addr()?);
+    serve(listener, async {
+        if let Err(err) = ctrl_c.await {
+            eprintln!("cannot watch Ctrl-C: {err}");
+            std::future::pending::<()>().await;
+        }
+        println!("shutting down");
+    })
+    .await
+}
+
 fn main() -> ExitCode {
     let addr = std::env::args()
         .nth(1)
@@ -86,16 +107,9 @@ fn main() -> ExitCode {
     // Ctrl-C is ours (a graceful shutdown), not the runner's (which would cancel at once).
     let mut runner = evloop::Runner::builder().ctrl_c(false).build();
     let outcome = runner.run(async move {
-        let ctrl_c = evloop::signal::ctrl_c();
-        let listener = TcpListener::bind(addr.as_str()).await?;
-        println!("listening on {}", listener.local_addr()?);
-        io::stdout().flush()?;
-        let served = serve(listener, async {
-            if let Err(err) = ctrl_c.await {
-                eprintln!("cannot watch Ctrl-C: {err}");
-                std::future::pending::<()>().await;
-            }
-            println!("shutting down");
+        let served = serve_until_ctrl_c(&addr, |local| {
+            println!("listening on {local}");
+            let _ = io::stdout().flush();
         })
         .await?;
         println!("served {served} connection(s)");
