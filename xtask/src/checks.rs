@@ -28,11 +28,23 @@ fn has_stress(root: &Path) -> bool {
     root.join("crates/stress/Cargo.toml").is_file()
 }
 
-/// `--workspace`, plus `--exclude evloop-bench` when that crate exists.
-fn workspace_flags(root: &Path) -> Vec<&'static str> {
+/// The facade's optional features that the workspace checks turn on, each with the crate
+/// that must exist for it: `evloop/hyper` (the `evloop::hyper` module, its example and
+/// tests) when `crates/hyper` is there.
+const CHECKED_FEATURES: &[(&str, &str)] = &[("evloop/hyper", "crates/hyper/Cargo.toml")];
+
+/// `--workspace`, plus `--exclude evloop-bench` when that crate exists, plus
+/// `--features ...` for the [`CHECKED_FEATURES`] whose crate exists (so that clippy, the
+/// tests and rustdoc cover the code behind them).
+pub(crate) fn workspace_flags(root: &Path) -> Vec<&'static str> {
     let mut flags = vec!["--workspace"];
     if has_bench(root) {
         flags.extend(["--exclude", BENCH_PACKAGE]);
+    }
+    for (feature, crate_manifest) in CHECKED_FEATURES {
+        if root.join(crate_manifest).is_file() {
+            flags.extend(["--features", feature]);
+        }
     }
     flags
 }

@@ -23,7 +23,8 @@ use cmd::Failed;
 const TASKS: &[(&str, &str)] = &[
     (
         "test",
-        "tidy, fmt check, clippy -D warnings, cargo test --workspace [ARGS], rustdoc -D warnings",
+        "tidy, fmt check, clippy -D warnings, cargo test --workspace --features evloop/hyper \
+         [ARGS], rustdoc -D warnings",
     ),
     (
         "loom",
@@ -130,6 +131,18 @@ mod tests {
         assert_eq!(
             step.to_string(),
             "RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps"
+        );
+    }
+
+    #[test]
+    fn workspace_checks_turn_the_hyper_feature_on() {
+        let flags = checks::workspace_flags(&workspace_root());
+        assert!(flags.starts_with(&["--workspace"]), "{flags:?}");
+        assert!(
+            flags
+                .windows(2)
+                .any(|w| w == ["--features", "evloop/hyper"]),
+            "{flags:?}"
         );
     }
 

@@ -11,6 +11,7 @@
 //! The table goes to stdout and, for an unfiltered run, to `docs/benchmarks.md` with a bar
 //! chart of the ratios in `docs/benchmarks.svg`.
 
+mod http;
 mod memory;
 mod report;
 mod rt;

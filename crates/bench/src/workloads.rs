@@ -227,6 +227,43 @@ pub(crate) fn all() -> Vec<Workload> {
             run: crate::tcp_multi::run,
             warm_up: false,
         },
+        Workload {
+            name: "http_hello",
+            metrics: &[
+                Metric {
+                    name: "http_hello",
+                    unit: "µs/req",
+                },
+                Metric {
+                    name: "http_hello_cpu",
+                    unit: "µs CPU/req",
+                },
+                Metric {
+                    name: "http_hello_zerofill",
+                    unit: "µs/req",
+                },
+                Metric {
+                    name: "http_hello_zerofill_cpu",
+                    unit: "µs CPU/req",
+                },
+            ],
+            about: "hyper 1.x's HTTP/1.1 server answering `Hello, world!` on 50 keep-alive \
+                    connections; server thread pinned to CPU 0, one in-process client (a std \
+                    thread with blocking sockets, CPU 1) writes a GET on every connection, then \
+                    reads and checks every response, for a fixed time (2 s, 1 s with --quick). \
+                    `http_hello` is wall time per request (1 / throughput), `http_hello_cpu` the \
+                    server thread's CPU time per request. The same hyper code everywhere \
+                    (`http1::Builder` with the runtime's timer, `service_fn`); the glue: evloop \
+                    `evloop::hyper::{HyperIo, EvloopTimer}`, tokio hyper-util's \
+                    `TokioIo`/`TokioTimer` (`spawn_local` / `spawn`), smol smol-hyper's \
+                    `FuturesIo`/`SmolTimer` on `async_io::Async` + LocalExecutor. The \
+                    `_zerofill` rows run evloop with smol-hyper's `FuturesIo` (zero-fills \
+                    hyper's read buffer before every read) instead of `HyperIo`, against the same \
+                    peer samples. Check: every response is a 200 with the body, and the server \
+                    answered exactly as many requests as the client got responses.",
+            run: crate::http::run,
+            warm_up: false,
+        },
     ]
 }
 

@@ -190,6 +190,13 @@ pub use time::{
     sleep_until, timeout, timeout_at, timeout_scope, timeout_scope_at, wait_for_task, yield_now,
 };
 
+// -- HTTP: hyper 1.x on evloop (feature `hyper`) --
+/// hyper 1.x on evloop (the `evloop-hyper` crate, feature `hyper`): hyper's executor,
+/// timer and I/O traits on the running loop, serving HTTP/1.1 and HTTP/2 with graceful
+/// shutdown; hyper itself is `evloop::hyper::hyper`.
+#[cfg(feature = "hyper")]
+pub use evloop_hyper as hyper;
+
 /// The README's code blocks, compiled and run as doc-tests so that they stay true.
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
