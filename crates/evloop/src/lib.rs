@@ -50,6 +50,9 @@
 //!   ([`executor`], [`RunInExecutor`], [`to_thread`]) and time ([`sleep`], [`timeout`],
 //!   [`timeout_scope`], [`interval`]). It needs only the core, so a runtime of your own can
 //!   use it without the policy layer or [`run`].
+//! - `evloop-hyper`, with this crate's `hyper` feature: hyper 1.x on evloop, as
+//!   `evloop::hyper` (executor, timer, I/O adapters, an HTTP/1 + HTTP/2 server builder,
+//!   graceful shutdown).
 //! - This crate: [`run`] and [`Runner`] (asyncio.run / asyncio.Runner), [`spawn`]
 //!   (asyncio.create_task); [`multi::run`], a loop per core (what asyncio programs do with
 //!   gunicorn/uvicorn worker processes); task utilities ([`gather`], [`wait`], [`task_group`],

@@ -35,7 +35,8 @@ thread_local! {
 /// this crate forbids. Instead each thread keeps one scratch buffer, zeroed once when it is
 /// made: a read goes into it and the bytes actually read are copied into hyper's buffer with
 /// the safe [`ReadBufCursor::put_slice`]. So a read costs a copy of what it read, never a
-/// fill of what it did not.
+/// fill of what it did not. The scratch buffer is 64 KiB per thread (the most one read
+/// takes), whatever the number of connections.
 ///
 /// ```
 /// use evloop::hyper::{EvloopTimer, HyperIo};
@@ -157,8 +158,9 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
-    /// True: `futures-io` streams take vectored writes (those that do not, evloop's do,
-    /// write the first non-empty slice, which is still correct).
+    /// True: every `futures-io` stream accepts vectored writes. evloop's streams do a real
+    /// `writev`; a stream that keeps the trait's default writes the first non-empty slice
+    /// per call, which is still correct, only with more calls.
     fn is_write_vectored(&self) -> bool {
         true
     }
