@@ -16,7 +16,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
 /// One entry of a context chain.
 struct Entry {
@@ -95,17 +97,45 @@ fn bind_to_current(f: Box<dyn FnOnce()>) -> Box<dyn FnOnce()> {
 }
 
 /// `future`, run in `context` (what `create_task` wraps a future in when the spawning code had
-/// a context): every poll swaps the context in and back out. With `None`, just `future`.
-pub(crate) async fn in_context<F: Future>(
+/// a context, or when the task has a span): every poll swaps the context in and back out. With
+/// `None`, just `future`.
+///
+/// The inner future is kept until the wrapper itself is dropped — not dropped inside the poll
+/// that completed it, as an `async` block would — so that the task core drops it, in place,
+/// after the poll (a panicking destructor is then a destructor panic, not a failed poll), with
+/// the context entered for the drop too. It is boxed to be pinned without `unsafe`: one
+/// allocation, for wrapped tasks only.
+pub(crate) fn in_context<F: Future>(context: Option<ContextSnapshot>, future: F) -> InContext<F> {
+    InContext {
+        context,
+        future: Some(Box::pin(future)),
+    }
+}
+
+/// The future of [`in_context`].
+pub(crate) struct InContext<F> {
     context: Option<ContextSnapshot>,
-    future: F,
-) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| {
-        let _enter = context.as_ref().map(|c| Enter::new(Some(c.0.clone())));
-        future.as_mut().poll(cx)
-    })
-    .await
+    future: Option<Pin<Box<F>>>,
+}
+
+impl<F: Future> Future for InContext<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _enter = this.context.as_ref().map(|c| Enter::new(Some(c.0.clone())));
+        match this.future.as_mut() {
+            Some(future) => future.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<F> Drop for InContext<F> {
+    fn drop(&mut self) {
+        let _enter = self.context.as_ref().map(|c| Enter::new(Some(c.0.clone())));
+        drop(self.future.take());
+    }
 }
 
 /// A key for a task-local value of type `T` (asyncio's `ContextVar`, typed). Declare it as a

@@ -657,3 +657,48 @@ fn a_task_spawned_from_another_thread_has_its_location() {
     })
     .unwrap();
 }
+
+/// Regression (found by `evloop-stress`'s panicking-drops rounds): a task whose future panics
+/// while being dropped *after it completed* ended `Panicked` when its future was wrapped (a
+/// span, because a subscriber listens; or a task-local context), since the wrapper dropped the
+/// inner future inside the completing poll. The outcome is the output; the destructor's panic
+/// is a destructor report.
+#[test]
+fn a_wrapped_task_whose_future_panics_in_drop_after_completing_keeps_its_output() {
+    /// Ready at once; panics when the future itself is dropped (not when it completes).
+    struct ReadyThenBoom(u8);
+    impl Future for ReadyThenBoom {
+        type Output = u8;
+        fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<u8> {
+            Poll::Ready(self.0)
+        }
+    }
+    impl Drop for ReadyThenBoom {
+        fn drop(&mut self) {
+            panic!("boom in drop");
+        }
+    }
+    static KEY: evloop_core::TaskLocal<u8> = evloop_core::TaskLocal::new();
+    let recorder = Recorder::default();
+    recorder.record(|| {
+        let lp = EventLoop::new().unwrap();
+        let reports = Rc::new(RefCell::new(Vec::new()));
+        let r = reports.clone();
+        lp.set_exception_handler(Some(
+            move |_: &EventLoop, ctx: &evloop_core::ExceptionContext| {
+                r.borrow_mut().push(ctx.panic_message().map(str::to_owned));
+            },
+        ));
+        let traced = lp.create_task(ReadyThenBoom(7));
+        let probe = lp.clone();
+        let in_context = lp
+            .run_until_complete(KEY.scope(1, async move { probe.create_task(ReadyThenBoom(8)) }))
+            .unwrap();
+        assert_eq!(lp.run_until_complete(traced).unwrap().unwrap(), 7);
+        assert_eq!(lp.run_until_complete(in_context).unwrap().unwrap(), 8);
+        lp.run_until_complete(evloop_core::yield_now()).unwrap();
+        let reports = reports.borrow();
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert!(reports.iter().all(|m| m.as_deref() == Some("boom in drop")));
+    });
+}
