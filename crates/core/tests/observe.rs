@@ -664,6 +664,7 @@ fn a_task_spawned_from_another_thread_has_its_location() {
 /// inner future inside the completing poll. The outcome is the output; the destructor's panic
 /// is a destructor report.
 #[test]
+#[allow(clippy::async_yields_async)] // the task is made in the scope, awaited later
 fn a_wrapped_task_whose_future_panics_in_drop_after_completing_keeps_its_output() {
     /// Ready at once; panics when the future itself is dropped (not when it completes).
     struct ReadyThenBoom(u8);
