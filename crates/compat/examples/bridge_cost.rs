@@ -87,9 +87,18 @@ fn main() -> io::Result<()> {
         server.cancel();
         let per = |d: Duration| d.as_secs_f64() * 1e6 / rounds as f64;
         println!("{rounds} round trips, best of 3");
-        println!("native evloop TcpStream:        {:7.2} us/round trip", per(best_native));
-        println!("tokio TcpStream through compat: {:7.2} us/round trip", per(best_bridged));
-        println!("ratio bridged/native:           {:7.2}x", per(best_bridged) / per(best_native));
+        println!(
+            "native evloop TcpStream:        {:7.2} us/round trip",
+            per(best_native)
+        );
+        println!(
+            "tokio TcpStream through compat: {:7.2} us/round trip",
+            per(best_bridged)
+        );
+        println!(
+            "ratio bridged/native:           {:7.2}x",
+            per(best_bridged) / per(best_native)
+        );
         Ok(())
     })
     .map_err(io::Error::other)?

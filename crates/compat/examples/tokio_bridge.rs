@@ -55,7 +55,11 @@ fn main() -> io::Result<()> {
             let silent = tokio::time::timeout(Duration::from_millis(20), lines.next_line()).await;
             println!(
                 "tokio::time::timeout on a silent read: {}",
-                if silent.is_err() { "elapsed" } else { "got data?!" }
+                if silent.is_err() {
+                    "elapsed"
+                } else {
+                    "got data?!"
+                }
             );
             io::Result::Ok(())
         }

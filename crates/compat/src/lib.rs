@@ -15,15 +15,16 @@
 //! tokio I/O freely.
 //!
 //! ```
-//! use std::time::Duration;
 //! use evloop_compat::CompatExt;
 //!
-//! fn main() -> Result<(), evloop::Error> {
-//!     let slept = evloop::run(async {
-//!         // tokio::time::sleep needs tokio's timer: create and await it inside `compat`.
-//!         async { tokio::time::sleep(Duration::from_millis(5)).await; "slept" }.compat().await
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let waited = evloop::run(async {
+//!         // created *inside* the wrapped future, so it registers with the side runtime
+//!         async { tokio::time::sleep(std::time::Duration::from_millis(10)).await; "ok" }
+//!             .compat()
+//!             .await
 //!     })?;
-//!     assert_eq!(slept, "slept");
+//!     assert_eq!(waited, "ok");
 //!     Ok(())
 //! }
 //! ```

@@ -1,4 +1,5 @@
 //! tokio-only APIs on an evloop loop, through `evloop_compat`, and the ones that need no bridge.
+#![allow(clippy::unwrap_used)]
 
 use std::future::Future as _;
 use std::io;
@@ -36,8 +37,14 @@ fn tokio_sleep_through_compat_completes() {
         (start.elapsed(), polled_on == loop_thread)
     })
     .unwrap();
-    assert!(elapsed >= delay, "woke after {elapsed:?}, before the {delay:?} deadline");
-    assert!(on_loop_thread, "the compat future must be polled on the evloop thread");
+    assert!(
+        elapsed >= delay,
+        "woke after {elapsed:?}, before the {delay:?} deadline"
+    );
+    assert!(
+        on_loop_thread,
+        "the compat future must be polled on the evloop thread"
+    );
 }
 
 /// Why the bridge exists: tokio's timer (like its reactor) is found through a thread-local
@@ -56,8 +63,12 @@ fn tokio_sleep_without_compat_panics_with_tokios_message() {
     );
 
     // The same call inside `compat` is fine.
-    evloop::run(async { async { tokio::time::sleep(Duration::from_millis(1)).await }.compat().await })
-        .unwrap();
+    evloop::run(async {
+        async { tokio::time::sleep(Duration::from_millis(1)).await }
+            .compat()
+            .await
+    })
+    .unwrap();
 }
 
 #[test]
@@ -68,12 +79,18 @@ fn tokio_net_connect_outside_compat_panics() {
         let mut connect = Box::pin(tokio::net::TcpStream::connect(addr));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         // The first poll creates the socket and registers it with "the" reactor: none here.
-        catch_unwind(AssertUnwindSafe(|| connect.as_mut().poll(&mut cx).is_ready())).map(drop)
+        catch_unwind(AssertUnwindSafe(|| {
+            connect.as_mut().poll(&mut cx).is_ready()
+        }))
+        .map(drop)
     })
     .unwrap();
     let payload = caught.expect_err("tokio::net outside a tokio runtime must panic");
     let text = panic_text(&*payload);
-    assert!(text.contains("reactor") || text.contains("runtime"), "unexpected panic text: {text}");
+    assert!(
+        text.contains("reactor") || text.contains("runtime"),
+        "unexpected panic text: {text}"
+    );
 }
 
 /// A tokio `TcpStream` (client, through `compat`) and an evloop `TcpStream` (server side of an

@@ -1,5 +1,6 @@
 //! Cancelling an evloop task that awaits a `Compat` future drops the tokio resources inside it;
 //! dropping a `TokioTask` aborts the tokio task.
+#![allow(clippy::unwrap_used)]
 
 use std::io;
 use std::sync::Arc;
@@ -19,8 +20,10 @@ struct DropProbe {
 
 impl Drop for DropProbe {
     fn drop(&mut self) {
-        self.in_runtime
-            .store(tokio::runtime::Handle::try_current().is_ok(), Ordering::SeqCst);
+        self.in_runtime.store(
+            tokio::runtime::Handle::try_current().is_ok(),
+            Ordering::SeqCst,
+        );
         self.dropped.store(true, Ordering::SeqCst);
     }
 }
@@ -54,14 +57,22 @@ fn cancelling_the_evloop_task_drops_the_tokio_socket() {
             io::Result::Ok(n)
         }));
         let (mut server_side, _) = listener.accept().await?;
-        connected_rx.await.expect("the client task ended before connecting");
+        connected_rx
+            .await
+            .expect("the client task ended before connecting");
         assert!(!dropped.load(Ordering::SeqCst));
 
         assert!(reader.cancel());
         let err = reader.await.expect_err("the reader must end cancelled");
         assert!(err.is_cancelled(), "{err:?}");
-        assert!(dropped.load(Ordering::SeqCst), "the compat future was not dropped");
-        assert!(in_runtime.load(Ordering::SeqCst), "dropped outside the tokio context");
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the compat future was not dropped"
+        );
+        assert!(
+            in_runtime.load(Ordering::SeqCst),
+            "dropped outside the tokio context"
+        );
 
         // The tokio TcpStream went with the future: its peer reads EOF.
         let mut rest = Vec::new();
@@ -89,7 +100,10 @@ fn evloop_timeout_drops_a_compat_future_parked_on_a_tokio_timer() {
         .await
     })
     .unwrap();
-    assert!(outcome.is_err(), "the hour-long tokio sleep cannot have finished");
+    assert!(
+        outcome.is_err(),
+        "the hour-long tokio sleep cannot have finished"
+    );
     assert!(dropped.load(Ordering::SeqCst));
     assert!(in_runtime.load(Ordering::SeqCst));
 }
