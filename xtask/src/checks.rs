@@ -322,18 +322,30 @@ pub(crate) fn deny(root: &Path, extra: &[String]) -> Outcome {
         .run("deny", root)
 }
 
+/// `cargo xtask publish`: `cargo publish --workspace --dry-run`, which packages every
+/// publishable crate in dependency order (reactor, core, io, policy, macros, hyper, evloop,
+/// compat), builds each from its packaged files against the ones packaged before it, and
+/// uploads nothing. Needs the crates.io index; `--allow-dirty` so it runs on a work tree.
+pub(crate) fn publish(root: &Path, extra: &[String]) -> Outcome {
+    Step::cargo()
+        .args(["publish", "--workspace", "--dry-run", "--allow-dirty"])
+        .args(extra.iter().cloned())
+        .run("publish", root)
+}
+
 /// `cargo xtask ci`: every check `.ci/run` runs, each announced as `==> step: NAME` and
 /// timed; stops at the first failure and prints the times so far.
 pub(crate) fn ci(root: &Path) -> Outcome {
     type Check = fn(&Path, &[String]) -> Outcome;
     let quick = ["--quick".to_owned()];
-    let checks: [(&str, Check, &[String]); 6] = [
+    let checks: [(&str, Check, &[String]); 7] = [
         ("test", test, &[]),
         ("loom", loom, &[]),
         ("miri", miri, &[]),
         ("asan", asan, &[]),
         ("stress --quick", stress, &quick),
         ("deny", deny, &[]),
+        ("publish --dry-run", publish, &[]),
     ];
     let mut times = Vec::new();
     let mut outcome = Ok(());

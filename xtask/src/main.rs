@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo xtask test            # fmt, clippy, tests, rustdoc
-//! cargo xtask ci              # test, loom, miri, asan, stress --quick
+//! cargo xtask ci              # test, loom, miri, asan, stress --quick, deny, publish
 //! cargo xtask tidy            # the source rules (SAFETY comments, unwraps, sizes, docs)
 //! ```
 
@@ -47,6 +47,10 @@ const TASKS: &[(&str, &str)] = &[
         "cargo-deny: licenses, bans, sources (deny.toml); advisories where reachable [ARGS]",
     ),
     (
+        "publish",
+        "cargo publish --workspace --dry-run: package and build every crate in order [ARGS]",
+    ),
+    (
         "tidy",
         "source rules: SAFETY comments, no bare unwrap/expect, file sizes, crate docs",
     ),
@@ -56,7 +60,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "ci",
-        "what .ci/run runs: test, loom, miri, asan, stress --quick, deny (each step named)",
+        "what .ci/run runs: test, loom, miri, asan, stress --quick, deny, publish (each named)",
     ),
     ("help", "print this list"),
 ];
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Some("stress") => checks::stress(&root, &rest),
         Some("tidy") => tidy::check(&root),
         Some("deny") => checks::deny(&root, &rest),
+        Some("publish") => checks::publish(&root, &rest),
         Some("bench") => checks::bench(&root, &rest),
         Some("ci") => checks::ci(&root),
         Some(other) => {
@@ -161,7 +166,7 @@ mod tests {
     #[test]
     fn every_task_is_listed_in_help() {
         for task in [
-            "test", "loom", "miri", "asan", "stress", "deny", "tidy", "bench", "ci",
+            "test", "loom", "miri", "asan", "stress", "deny", "publish", "tidy", "bench", "ci",
         ] {
             assert!(TASKS.iter().any(|(name, _)| *name == task), "{task}");
         }
