@@ -97,15 +97,14 @@ fn bind_to_current(f: Box<dyn FnOnce()>) -> Box<dyn FnOnce()> {
 }
 
 /// `future`, run in `context` (what `create_task` wraps a future in when the spawning code had
-/// a context, or when the task has a span): every poll swaps the context in and back out. With
-/// `None`, just `future`.
+/// a context): every poll swaps the context in and back out.
 ///
 /// The inner future is kept until the wrapper itself is dropped — not dropped inside the poll
 /// that completed it, as an `async` block would — so that the task core drops it, in place,
 /// after the poll (a panicking destructor is then a destructor panic, not a failed poll), with
 /// the context entered for the drop too. It is boxed to be pinned without `unsafe`: one
-/// allocation, for wrapped tasks only.
-pub(crate) fn in_context<F: Future>(context: Option<ContextSnapshot>, future: F) -> InContext<F> {
+/// allocation, for tasks with a context only.
+pub(crate) fn in_context<F: Future>(context: ContextSnapshot, future: F) -> InContext<F> {
     InContext {
         context,
         future: Some(Box::pin(future)),
@@ -114,7 +113,7 @@ pub(crate) fn in_context<F: Future>(context: Option<ContextSnapshot>, future: F)
 
 /// The future of [`in_context`].
 pub(crate) struct InContext<F> {
-    context: Option<ContextSnapshot>,
+    context: ContextSnapshot,
     future: Option<Pin<Box<F>>>,
 }
 
@@ -123,7 +122,7 @@ impl<F: Future> Future for InContext<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        let _enter = this.context.as_ref().map(|c| Enter::new(Some(c.0.clone())));
+        let _enter = Enter::new(Some(this.context.0.clone()));
         match this.future.as_mut() {
             Some(future) => future.as_mut().poll(cx),
             None => Poll::Pending,
@@ -133,7 +132,7 @@ impl<F: Future> Future for InContext<F> {
 
 impl<F> Drop for InContext<F> {
     fn drop(&mut self) {
-        let _enter = self.context.as_ref().map(|c| Enter::new(Some(c.0.clone())));
+        let _enter = Enter::new(Some(self.context.0.clone()));
         drop(self.future.take());
     }
 }

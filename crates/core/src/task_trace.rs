@@ -69,15 +69,10 @@ pub(crate) fn name_span(span: &tracing::Span, id: TaskId, name: Option<&str>) {
     };
 }
 
-/// True if a task's future must be wrapped: it has a task-local context or an enabled span.
-#[inline]
-pub(crate) fn needs_wrap(context: &Option<ContextSnapshot>, span: &tracing::Span) -> bool {
-    context.is_some() || !span.is_disabled()
-}
-
-/// `future` run in `context` (if any) inside `span` (entered for every poll and for the drop).
+/// `future` run in `context` inside `span` (each entered for every poll and for the drop).
+/// A task with a span and no context is only `future.instrument(span)`.
 pub(crate) fn wrap<F: Future>(
-    context: Option<ContextSnapshot>,
+    context: ContextSnapshot,
     span: tracing::Span,
     future: F,
 ) -> impl Future<Output = F::Output> {
@@ -93,7 +88,6 @@ mod tests {
     #[test]
     fn without_an_interested_subscriber_no_span_is_built() {
         assert!(task_span(Location::caller()).is_disabled());
-        assert!(!needs_wrap(&None, &task_span(Location::caller())));
         // A subscriber whose filter leaves the task spans out.
         let filter = tracing_subscriber::EnvFilter::new("trace,evloop::task=off");
         let subscriber = tracing_subscriber::registry().with(filter);
@@ -103,9 +97,7 @@ mod tests {
         // One that wants them gets them.
         let subscriber = tracing_subscriber::registry();
         tracing::subscriber::with_default(subscriber, || {
-            let span = task_span(Location::caller());
-            assert!(!span.is_disabled());
-            assert!(needs_wrap(&None, &span));
+            assert!(!task_span(Location::caller()).is_disabled());
         });
     }
 }

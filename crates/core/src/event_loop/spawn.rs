@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::panic::Location;
 
+use tracing::Instrument;
+
 use crate::loop_state::EventLoop;
 use crate::shared::LoopScheduler;
 use crate::task::{self, Runnable, Task};
@@ -80,10 +82,14 @@ impl EventLoop {
         let context = task_local::snapshot();
         let span = task_trace::task_span(location);
         // Unwrapped unless the task has a task-local context or a span somebody listens to.
-        let (runnable, task) = if task_trace::needs_wrap(&context, &span) {
-            task::spawn_local(task_trace::wrap(context, span.clone(), fut), scheduler)
-        } else {
-            task::spawn_local(fut, scheduler)
+        // `Instrumented` alone keeps its inner future until it is itself dropped (entering the
+        // span for that drop too), so a span-only task costs no allocation.
+        let (runnable, task) = match (context, span.is_disabled()) {
+            (None, true) => task::spawn_local(fut, scheduler),
+            (None, false) => task::spawn_local(fut.instrument(span.clone()), scheduler),
+            (Some(context), _) => {
+                task::spawn_local(task_trace::wrap(context, span.clone(), fut), scheduler)
+            }
         };
         if !span.is_disabled() {
             task_trace::name_span(&span, runnable.id(), name.as_deref());
@@ -104,9 +110,10 @@ impl EventLoop {
         task
     }
 
-    /// True if this loop is the one running on this thread.
+    /// True if this loop is running on this thread: an `EventLoop` is `!Send`, so a loop
+    /// that is running at all runs here.
     fn runs_here(&self) -> bool {
-        self.is_running() && crate::running::running_loop().is_some_and(|lp| lp == *self)
+        self.is_running()
     }
 
     fn start_eagerly(&self, runnable: Runnable) {
