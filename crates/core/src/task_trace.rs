@@ -3,7 +3,8 @@
 //! Every task gets a span named `task` (target `evloop::task`, level `INFO`) with the fields
 //! `task.id` (the [`TaskId`](crate::TaskId) as a `u64`), `task.name` (the name it was created
 //! with: a `TaskBuilder` name, else `Task-N`; a later `set_name` is not reflected) and
-//! `task.spawned_at` (`file:line:column` of the `create_task`/`spawn` call). The span is
+//! `task.spawned_at` (`file:line:column` of the `create_task`/`spawn` call, or of the
+//! `run_until_complete`/`evloop::run` call for a run's main task). The span is
 //! entered around every poll of the task's future and around its drop, so an event the task's
 //! code emits carries it. Events that name a task elsewhere (the exception handler's report,
 //! a leaked future, an awaiter's panicking waker) use the same fields: `task.id` always,
@@ -55,6 +56,24 @@ fn build_span(location: &'static Location<'static>) -> tracing::Span {
         span.follows_from(tracing::Span::current());
     }
     span
+}
+
+/// The span of the main task of a `run_until_complete` called at `location`: a `task` span like
+/// any other, except that it is a child of the span current at the call, since the run's
+/// future is the caller's own code (a `#[instrument]`ed `main` keeps its span around it).
+#[inline]
+pub(crate) fn main_task_span(location: &'static Location<'static>) -> tracing::Span {
+    if tracing::level_enabled!(tracing::Level::INFO) {
+        tracing::info_span!(
+            target: "evloop::task",
+            "task",
+            task.id = Empty,
+            task.name = Empty,
+            task.spawned_at = %location,
+        )
+    } else {
+        tracing::Span::none()
+    }
 }
 
 /// Records the task's id and name in its span.

@@ -157,9 +157,37 @@ fn events_inside_a_task_carry_its_span_with_id_name_and_spawn_location() {
         let at = &span.fields["task.spawned_at"];
         assert!(at.starts_with(&format!("{}:{line}:", file!())), "{at}");
     }
-    // One span for the task (the main task of run_until_complete has none: it is the
-    // caller's own code, already inside whatever span the caller entered).
-    assert_eq!(rec.task_spans().len(), 1);
+    // One span for the task, one for the main task of run_until_complete.
+    assert_eq!(rec.task_spans().len(), 2);
+}
+
+#[test]
+fn the_main_task_has_a_span_too_inside_the_callers_span() {
+    let rec = Recorder::default();
+    let (id, line) = rec.record(|| {
+        let lp = EventLoop::new().unwrap();
+        let probe = lp.clone();
+        let _request = tracing::info_span!("request").entered();
+        let line = line!() + 1;
+        let id = lp.run_until_complete(async move {
+            tracing::info!("in main");
+            evloop_core::yield_now().await;
+            tracing::info!("in main again");
+            probe.current_task().unwrap().id()
+        });
+        (id.unwrap(), line)
+    });
+    for message in ["in main", "in main again"] {
+        let event = rec.event(message);
+        let span = task_span_of(&event);
+        assert_eq!(span.fields["task.id"], id.as_u64().to_string());
+        assert_eq!(span.fields["task.name"], format!("Task-{id}"));
+        let at = &span.fields["task.spawned_at"];
+        assert!(at.starts_with(&format!("{}:{line}:", file!())), "{at}");
+        // The run's future is the caller's code: the caller's span stays around it.
+        let names: Vec<&str> = event.scope.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"request"), "{names:?}");
+    }
 }
 
 #[test]
@@ -519,6 +547,7 @@ fn the_dump_shows_states_locations_and_the_chain_of_awaited_tasks() {
     assert_eq!(dump.get(b_id).unwrap().spawned_at.unwrap().line(), line_b);
 
     let probe = lp.clone();
+    let line_main = line!() + 2;
     let (inside, main_id) = lp
         .run_until_complete(async move {
             evloop_core::yield_now().await; // a, b and c have run once
@@ -527,7 +556,8 @@ fn the_dump_shows_states_locations_and_the_chain_of_awaited_tasks() {
         })
         .unwrap();
     assert_eq!(inside.get(main_id).unwrap().state, TaskState::Running);
-    assert_eq!(inside.get(main_id).unwrap().spawned_at, None);
+    let main_at = inside.get(main_id).unwrap().spawned_at.unwrap();
+    assert_eq!((main_at.file(), main_at.line()), (file!(), line_main));
     for id in [a_id, b_id, c_id] {
         assert_eq!(inside.get(id).unwrap().state, TaskState::Idle);
     }

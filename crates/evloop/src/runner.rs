@@ -85,6 +85,7 @@ type LoopFactory = Box<dyn Fn() -> Result<EventLoop, Error>>;
 /// assert_eq!(*reports, [("unhandled exception during run() shutdown".to_owned(), Some(hanging))]);
 /// # Ok::<(), evloop::Error>(())
 /// ```
+#[track_caller]
 pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
     let mut runner = Runner::new();
     let out = runner.run(fut);
@@ -288,7 +289,10 @@ impl Runner {
     /// assert_eq!(counter.get(), 3);
     /// # Ok::<(), evloop::Error>(())
     /// ```
+    #[track_caller]
     pub fn run<F: Future>(&mut self, fut: F) -> Result<F::Output, Error> {
+        // The main task's spawn location (its `task` span, the task dump): the caller's.
+        let location = std::panic::Location::caller();
         if evloop_core::running_loop().is_some() {
             return Err(Error::RunInRunningLoop);
         }
@@ -308,7 +312,9 @@ impl Runner {
         let interrupted = Rc::new(Cell::new(None));
         let main = watch_interrupt(fut, interrupt, interrupted.clone());
 
-        match catch_unwind(AssertUnwindSafe(|| lp.run_until_complete(main))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            lp.run_until_complete_at(main, location)
+        })) {
             Ok(Err(Error::Cancelled)) => match interrupted.take() {
                 // Ctrl-C cancelled the main task, and nothing else did (asyncio: `uncancel()`
                 // back to 0 makes it a `KeyboardInterrupt`).

@@ -272,3 +272,21 @@ fn run_uses_the_default_executor_and_shuts_it_down() {
         Some("run_uses_the_default_executor_and_shuts_it_down")
     );
 }
+
+/// The main task's spawn location (in the task dump and its `task` span) is where the user
+/// called `evloop::run` / `Runner::run`, not a line inside evloop.
+#[test]
+fn the_main_task_is_located_at_the_users_run_call() {
+    fn main_task_line() -> Option<u32> {
+        let lp = evloop::get_running_loop().ok()?;
+        let id = lp.current_task()?.id();
+        Some(lp.dump_tasks().get(id)?.spawned_at?.line())
+    }
+    let line = line!() + 1;
+    let at = evloop::run(async { main_task_line() }).expect("run");
+    assert_eq!(at, Some(line));
+    let mut runner = evloop::Runner::new();
+    let line = line!() + 1;
+    let at = runner.run(async { main_task_line() }).expect("run");
+    assert_eq!(at, Some(line));
+}

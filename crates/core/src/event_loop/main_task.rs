@@ -10,12 +10,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
 use crate::loop_state::EventLoop;
 use crate::task::{self, CurrentGuard, Runnable, Schedule, Task, lock};
+use crate::task_trace;
 
 /// Parks the main task's runnable and wakes the run.
 struct MainScheduler {
@@ -45,12 +47,26 @@ pub(super) struct MainTask {
     task: Task<()>,
     slot: Arc<Mutex<Option<Runnable>>>,
     stand_in: Rc<StandIn>,
+    /// The task's `task` span (see `task_trace.rs`), entered around every poll of the run's
+    /// future and its drop; disabled when nobody listens.
+    span: tracing::Span,
+}
+
+/// While the run's future is polled: the main task is the current task, inside its span.
+pub(super) struct MainPoll<'a> {
+    _current: CurrentGuard<'a>,
+    _span: tracing::span::Entered<'a>,
 }
 
 impl MainTask {
     /// Creates the main task on `lp` and runs its first step (so that a cancel finds it idle and
-    /// reaches the scheduler). `run` is woken whenever the task is.
-    pub(super) fn start(lp: &EventLoop, run: Waker) -> MainTask {
+    /// reaches the scheduler). `run` is woken whenever the task is; `location` is where
+    /// `run_until_complete` was called, the task's spawn location.
+    pub(super) fn start(
+        lp: &EventLoop,
+        run: Waker,
+        location: &'static Location<'static>,
+    ) -> MainTask {
         let slot = Arc::new(Mutex::new(None));
         let stand_in = Rc::new(StandIn::default());
         let s = stand_in.clone();
@@ -66,13 +82,18 @@ impl MainTask {
             run,
         };
         let (runnable, task) = task::spawn_local(future, scheduler);
-        lp.register_task(&runnable, None);
+        let span = task_trace::main_task_span(location);
+        if !span.is_disabled() {
+            task_trace::name_span(&span, runnable.id(), None);
+        }
+        lp.register_task(&runnable, Some(location));
         let main = MainTask {
             lp: lp.clone(),
             table_slot: runnable.tag(),
             task,
             slot,
             stand_in,
+            span,
         };
         main.step(runnable);
         main
@@ -91,9 +112,18 @@ impl MainTask {
         self.task.is_done()
     }
 
-    /// Marks the task as the current one for the length of a poll of the run's future.
-    pub(super) fn enter(&self) -> CurrentGuard<'_> {
-        CurrentGuard::enter(&self.task)
+    /// Marks the task as the current one, inside its span, for the length of a poll of the
+    /// run's future.
+    pub(super) fn enter(&self) -> MainPoll<'_> {
+        MainPoll {
+            _current: CurrentGuard::enter(&self.task),
+            _span: self.span.enter(),
+        }
+    }
+
+    /// Runs `f` (the drop of the run's future) inside the task's span.
+    pub(super) fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.span.in_scope(f)
     }
 
     /// After a poll of the run's future: counts it, and records what it left the main task

@@ -1,6 +1,7 @@
 //! Running the loop: `run_forever`, `run_until_complete`, `stop`, and one iteration.
 
 use std::future::Future;
+use std::panic::Location;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
@@ -118,7 +119,35 @@ impl EventLoop {
     /// assert!(seen.get()); // the task's done callback ran before the run returned
     /// # Ok::<(), evloop_core::Error>(())
     /// ```
+    #[track_caller]
     pub fn run_until_complete<F: Future>(&self, fut: F) -> Result<F::Output, Error> {
+        self.run_until_complete_at(fut, Location::caller())
+    }
+
+    /// [`run_until_complete`](Self::run_until_complete), with the main task's spawn location
+    /// (what its `task` span and the task dump show) given rather than taken from the caller:
+    /// for a runner built on this crate that calls it on its users' behalf, as `evloop::run`
+    /// does with its own caller's location.
+    ///
+    /// ```
+    /// use evloop_core::EventLoop;
+    ///
+    /// #[track_caller]
+    /// fn my_run<F: Future>(lp: &EventLoop, fut: F) -> Result<F::Output, evloop_core::Error> {
+    ///     let at = std::panic::Location::caller();
+    ///     // ... set-up of the runner's own ...
+    ///     lp.run_until_complete_at(fut, at)
+    /// }
+    ///
+    /// let lp = EventLoop::new()?;
+    /// assert_eq!(my_run(&lp, async { 7 })?, 7);
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn run_until_complete_at<F: Future>(
+        &self,
+        fut: F,
+        location: &'static Location<'static>,
+    ) -> Result<F::Output, Error> {
         self.check_closed()?;
         let _guard = RunningGuard::enter(self)?;
         let _run = Run::begin(self, "run_until_complete");
@@ -135,7 +164,7 @@ impl EventLoop {
         // The future runs as the loop's main task (see `main_task.rs`); it is dropped in place
         // when it completes, when the task is cancelled, or when the run ends.
         let mut fut = pin!(Some(fut));
-        let main_task = MainTask::start(self, waker.clone());
+        let main_task = MainTask::start(self, waker.clone(), location);
         let mut output = None;
         let mut cancelled = false;
         // asyncio stops the run from the future's done callback: on the iteration after the
@@ -147,7 +176,7 @@ impl EventLoop {
             }
             main.queued.store(false, Ordering::Release);
             if main_task.poll_cancelled() {
-                fut.set(None);
+                main_task.in_span(|| fut.set(None));
                 cancelled = true;
                 lp.stop();
                 return;
@@ -162,7 +191,7 @@ impl EventLoop {
             main_task.polled();
             if let Poll::Ready(out) = polled {
                 output = Some(out);
-                fut.set(None);
+                main_task.in_span(|| fut.set(None));
                 main_task.finish(true);
                 // A `LoopHandle`, not an `EventLoop`: the queued callback must not keep its
                 // own loop alive.
@@ -180,7 +209,7 @@ impl EventLoop {
         if let Some(h) = stop_soon.take() {
             h.cancel();
         }
-        fut.set(None);
+        main_task.in_span(|| fut.set(None));
         main_task.finish(output.is_some());
         if cancelled {
             return Err(Error::Cancelled);
