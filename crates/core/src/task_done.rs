@@ -10,8 +10,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Wake, Waker};
@@ -102,11 +100,9 @@ impl EventLoop {
         });
         let waker = Waker::from(watcher);
         let mut task = task;
-        // Polling a `TaskRef` registers the waker for the task's end (no output is taken).
-        if Pin::new(&mut task)
-            .poll(&mut Context::from_waker(&waker))
-            .is_ready()
-        {
+        // Registers the waker for the task's end (no output is taken; not an await: the task
+        // may be the current one, adding a callback to itself).
+        if task.poll_end(&mut Context::from_waker(&waker)).is_ready() {
             self.call_soon(move || f(task));
             return;
         }

@@ -118,3 +118,27 @@ fn cancelling_the_main_task_cancels_what_it_awaits() {
     lp.run_until_complete(async {}).unwrap();
     assert!(child_ref.is_cancelled());
 }
+
+/// A run stopped before its task ended (`run_until_complete(task)` with a `stop()`) leaves the
+/// task pending, as asyncio does: dropping the handle the run was awaiting does not cancel it,
+/// and a later run finishes it.
+#[test]
+fn a_stopped_run_leaves_the_task_it_awaited_pending() {
+    let lp = EventLoop::new().unwrap();
+    let sleeper = lp.clone();
+    let task = lp.create_task(async move {
+        evloop_core::sleep(&sleeper, std::time::Duration::from_millis(20)).await;
+        5
+    });
+    let watch = task.as_ref();
+    let stopper = lp.clone();
+    lp.call_soon(move || stopper.stop());
+    assert!(matches!(
+        lp.run_until_complete(task),
+        Err(evloop_core::Error::StoppedBeforeComplete)
+    ));
+    assert!(!watch.is_done());
+    assert_eq!(watch.cancelling(), 0);
+    lp.run_until_complete(watch.clone()).unwrap().unwrap();
+    assert!(!watch.is_cancelled());
+}

@@ -215,3 +215,33 @@ fn a_task_of_another_loop_calls_back_on_this_one() {
     remote.stop();
     other.join().unwrap();
 }
+
+/// asyncio's `current_task().add_done_callback(cb)` from inside the task: `cb` runs when the
+/// task ends, not at once (registering must not count as the task awaiting itself), and the
+/// task dump does not show the task as awaiting itself.
+#[test]
+fn a_task_adding_a_done_callback_to_itself_gets_it_at_its_end() {
+    let lp = EventLoop::new().unwrap();
+    let log: Log = Rc::default();
+    let (l, probe) = (log.clone(), lp.clone());
+    let task = lp.create_task(async move {
+        let me = probe.current_task().unwrap();
+        let l2 = l.clone();
+        me.add_done_callback(move |t| {
+            assert!(t.is_done());
+            push(&l2, "done callback");
+        })
+        .unwrap();
+        let awaiting = probe.dump_tasks().get(me.id()).unwrap().awaiting;
+        assert_eq!(awaiting, None);
+        for _ in 0..3 {
+            evloop_core::yield_now().await;
+        }
+        let awaiting = probe.dump_tasks().get(me.id()).unwrap().awaiting;
+        assert_eq!(awaiting, None);
+        push(&l, "task ends");
+    });
+    lp.run_until_complete(task).unwrap().unwrap();
+    lp.run_until_complete(evloop_core::yield_now()).unwrap();
+    assert_eq!(*log.borrow(), ["task ends", "done callback"]);
+}

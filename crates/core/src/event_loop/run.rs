@@ -209,7 +209,9 @@ impl EventLoop {
         if let Some(h) = stop_soon.take() {
             h.cancel();
         }
-        main_task.in_span(|| fut.set(None));
+        // Stopped before it completed: the tasks the future awaited stay pending (a later run
+        // may finish them), so dropping their handles detaches them.
+        crate::task::detaching_awaits(|| main_task.in_span(|| fut.set(None)));
         main_task.finish(output.is_some());
         if cancelled {
             return Err(Error::Cancelled);

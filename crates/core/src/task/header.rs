@@ -370,8 +370,9 @@ pub(crate) enum CancelBy {
 }
 
 /// Requests cancellation: the future is dropped at the task's next scheduling point.
-/// False if the task had already ended. Every request is counted (asyncio's `cancelling()`)
-/// and `message` (asyncio's `cancel(msg)`) replaces the one a previous request left.
+/// False if the task had already ended. Every user request is counted (asyncio's
+/// `cancelling()`) and its `message` (asyncio's `cancel(msg)`) replaces the one a previous
+/// request left; an abandoned await counts (with no message) only if no request is pending.
 ///
 /// # Safety
 /// `ptr` points to a live task (the caller holds a reference for the duration of the call).
@@ -383,14 +384,24 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>, by: CancelBy, message: Option<
         // the task end cancelled also sees the message; under the lock, so that the count and
         // the `CANCEL_REQUESTED` bit change together (see `Header::uncancel`).
         let mut rare = lock(header.rare());
-        rare.cancel_requests = rare.cancel_requests.saturating_add(1);
-        rare.cancel_message = message.map(String::into_boxed_str);
+        // A handle dropped while awaited cancels on its way out only if nobody asked before:
+        // after its owner's own `cancel_with(msg)`, its drop is no second request (asyncio
+        // has no such drop; the message and `cancelling()` stay the owner's).
+        let adds = by == CancelBy::User || header.state() & CANCEL_REQUESTED == 0;
+        if adds {
+            rare.cancel_requests = rare.cancel_requests.saturating_add(1);
+            rare.cancel_message = message.map(String::into_boxed_str);
+        }
         header.state.cancel(by == CancelBy::User)
     } else {
         header.state.cancel(by == CancelBy::User)
     };
     if let Some(scheduled) = scheduled {
-        if by == CancelBy::AbandonedAwait && header.owner != 0 && header.on_owner_thread() {
+        if by == CancelBy::AbandonedAwait
+            && header.owner != 0
+            && header.on_owner_thread()
+            && InlineCancel::room()
+        {
             // An idle local task whose awaiter went away, on its own thread: end it now, so
             // that it has ended before its awaiter has (asyncio cancels the awaited future
             // first, and the awaiter ends after it). Nested inside the awaiter's drop, as if
@@ -406,6 +417,37 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>, by: CancelBy, message: Option<
     took
 }
 
+/// How many inline cancellations (`cancel_now`) are nested on this thread. Each one drops a
+/// future, whose drop may drop an awaited handle and cancel *its* task inline in turn: a
+/// chain of tasks each awaiting the next would nest a drop per link and could overflow the
+/// stack. Past `MAX` levels, the rest of the chain is cancelled through the scheduler (the
+/// next iteration) instead, so asyncio's order (the awaited task ends first) holds for the
+/// first `MAX` links only.
+struct InlineCancel;
+
+thread_local!(static INLINE_CANCEL_DEPTH: Cell<u32> = const { Cell::new(0) });
+
+impl InlineCancel {
+    const MAX: u32 = 32;
+
+    /// True if one more inline cancellation may nest here.
+    fn room() -> bool {
+        INLINE_CANCEL_DEPTH.with(|d| d.get() < Self::MAX)
+    }
+
+    /// Counts one inline cancellation until the guard drops.
+    fn enter() -> InlineCancel {
+        INLINE_CANCEL_DEPTH.with(|d| d.set(d.get() + 1));
+        InlineCancel
+    }
+}
+
+impl Drop for InlineCancel {
+    fn drop(&mut self) {
+        INLINE_CANCEL_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
 /// Runs a cancelled task's runnable here instead of handing it to the scheduler: it drops the
 /// future and publishes the cancellation. The scheduler never sees this runnable (a loop's
 /// task table forgets such a task when `Schedule::ended_unscheduled` tells it).
@@ -414,6 +456,7 @@ pub(crate) unsafe fn cancel(ptr: NonNull<Header>, by: CancelBy, message: Option<
 /// `scheduled` came from a cancel transition of the live task at `ptr`, on its owner thread.
 unsafe fn cancel_now(ptr: NonNull<Header>, scheduled: Scheduled) {
     let _right = scheduled;
+    let _depth = InlineCancel::enter();
     // SAFETY: the right's first reference and SCHEDULED go to `run`, which sees
     // CANCEL_REQUESTED and drops the future (on its owner thread, as the caller checked).
     let _ = unsafe { (ptr.as_ref().vtable.run)(ptr, false) };

@@ -1,5 +1,6 @@
 //! `Task<T>`: the typed handle to a spawned future and its output.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -248,10 +249,26 @@ impl<T> futures_core::FusedFuture for Task<T> {
     }
 }
 
+thread_local!(static DETACHING: Cell<bool> = const { Cell::new(false) });
+
+/// Runs `f` (the drop of a future) with every awaited `Task` handle it drops detached rather
+/// than cancelled: for a run stopped before its future completed, which leaves the tasks that
+/// future awaited pending, as asyncio's `run_until_complete` does after a `stop()`.
+pub(crate) fn detaching_awaits<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DETACHING.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DETACHING.with(|d| d.replace(true)));
+    f()
+}
+
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         let state = self.header().state();
-        if state & JOIN_WAKER != 0 && state & COMPLETED == 0 {
+        if state & JOIN_WAKER != 0 && state & COMPLETED == 0 && !DETACHING.with(Cell::get) {
             // Dropped while awaited: the awaiter was cancelled or gave up (a timeout, a dropped
             // `gather`), and what it awaited is cancelled with it (asyncio's `_fut_waiter`).
             // SAFETY: our reference keeps the task alive for the call.

@@ -49,6 +49,7 @@ pub use id::TaskId;
 pub use join_error::JoinError;
 pub(crate) use join_error::panic_message;
 pub use join_handle::Task;
+pub(crate) use join_handle::detaching_awaits;
 pub use runnable::{Runnable, Schedule, Step};
 pub(crate) use task_ref::TaskPtr;
 pub use task_ref::TaskRef;

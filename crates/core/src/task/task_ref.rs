@@ -108,37 +108,49 @@ impl TaskRef {
     }
 }
 
+impl TaskRef {
+    /// Registers `cx`'s waker for the task's end; the outcome once it has ended. What a poll
+    /// does, less the self-await check and the task dump's note that the current task awaits
+    /// this one: for a done callback, which watches a task without awaiting it (a task may
+    /// add one to itself).
+    pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), JoinError>> {
+        let state = self.header().state();
+        if state & COMPLETED != 0 {
+            self.stop_waiting();
+            return Poll::Ready(self.outcome(state));
+        }
+        if let Some(w) = &self.waiting {
+            if w.will_wake(cx.waker()) {
+                // Still registered: the list is only taken by the completion, which wakes it.
+                return Poll::Pending;
+            }
+        }
+        self.stop_waiting();
+        let completed = self.header().add_other_waker(cx.waker());
+        self.waiting = Some(cx.waker().clone());
+        if completed {
+            self.stop_waiting();
+            return Poll::Ready(self.outcome(self.header().state()));
+        }
+        Poll::Pending
+    }
+}
+
 impl Future for TaskRef {
     type Output = Result<(), JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let state = this.header().state();
-        if state & COMPLETED == 0 && super::current::is_current(this.ptr) {
+        if this.header().state() & COMPLETED == 0 && super::current::is_current(this.ptr) {
             // As for `Task`: a task waiting for its own end would wait forever.
             return Poll::Ready(Err(JoinError::AwaitedItself));
         }
-        if state & COMPLETED != 0 {
-            this.stop_waiting();
-            return Poll::Ready(this.outcome(state));
+        let end = this.poll_end(cx);
+        if end.is_pending() {
+            // For the loop's task dump: the polling task now waits for this one.
+            super::current::note_awaited(this.header().id);
         }
-        if let Some(w) = &this.waiting {
-            if w.will_wake(cx.waker()) {
-                // Still registered: the list is only taken by the completion, which wakes it.
-                super::current::note_awaited(this.header().id);
-                return Poll::Pending;
-            }
-        }
-        this.stop_waiting();
-        let completed = this.header().add_other_waker(cx.waker());
-        this.waiting = Some(cx.waker().clone());
-        if completed {
-            this.stop_waiting();
-            return Poll::Ready(this.outcome(this.header().state()));
-        }
-        // For the loop's task dump: the polling task now waits for this one.
-        super::current::note_awaited(this.header().id);
-        Poll::Pending
+        end
     }
 }
 
