@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::rt::Kind;
 use crate::sys::{nproc, pin_to_cpu};
-use crate::workloads::Sample;
+use crate::workloads::{Sample, Scale};
 
 /// Connections per sample, on every TCP workload.
 pub(crate) const CONNS: usize = 50;
@@ -44,7 +44,7 @@ pub(crate) struct ClientStats {
 
 /// Where the threads of a sample run.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Placement {
+enum Placement {
     /// The server thread on CPU 0, the client on CPU 1 (when the machine has two).
     Pinned,
     /// Nothing pinned: the server threads and the client share the machine.
@@ -52,7 +52,7 @@ pub(crate) enum Placement {
 }
 
 /// A listener on a free loopback port, and its address.
-pub(crate) fn listener() -> Result<(TcpListener, SocketAddr), String> {
+fn listener() -> Result<(TcpListener, SocketAddr), String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let addr = listener
         .local_addr()
@@ -64,7 +64,7 @@ pub(crate) fn listener() -> Result<(TcpListener, SocketAddr), String> {
 /// `placement` says, and returns both outputs. A failed client is reported without waiting
 /// for the server (which may still be accepting), with the server's error too when it has
 /// already failed.
-pub(crate) fn run_threads<S, C>(
+fn run_threads<S, C>(
     name: &str,
     placement: Placement,
     server: impl FnOnce() -> io::Result<S> + Send + 'static,
@@ -113,51 +113,85 @@ fn joined<T>(thread: JoinHandle<io::Result<T>>, what: &str) -> Result<T, String>
         .map_err(|e| format!("{what}: {e}"))
 }
 
-/// `[µs wall / exchange, µs server CPU / exchange]`; no exchange at all is an error.
-pub(crate) fn per_exchange(client: &ClientStats, server: &ServerStats) -> Result<Vec<f64>, String> {
-    if client.exchanges == 0 {
-        return Err("no exchange completed".to_owned());
-    }
-    let n = client.exchanges as f64;
-    Ok(vec![
-        client.elapsed.as_secs_f64() * 1e6 / n,
-        server.cpu.as_secs_f64() * 1e6 / n,
-    ])
+/// Which server a one-thread sample runs.
+#[derive(Clone, Copy)]
+pub(crate) enum Server {
+    /// evloop's: the workload's first server, or (`variant`) its second (the `X_variant` rows).
+    Evloop {
+        variant: bool,
+    },
+    /// tokio `current_thread`: `spawn_local` in a LocalSet, or (`spawn`) plain `tokio::spawn`.
+    Tokio {
+        spawn: bool,
+    },
+    Smol,
 }
 
-/// A sample of a workload whose evloop column runs two servers (`variant` false, then true:
-/// the rows `X` and `X_variant`) and whose peers run one (their second pair is their first
-/// again).
-pub(crate) fn with_evloop_variant(
+/// A one-thread server on a bound listener.
+pub(crate) type OneThreadServer = fn(Server, TcpListener) -> io::Result<ServerStats>;
+
+/// A `_2loops` server: binds `addr` (evloop: once per loop, `SO_REUSEPORT`), sends one
+/// [`Listening`] per listener, serves [`CONNS`] connections until they close.
+pub(crate) type TwoThreadServer = fn(SocketAddr, Listening) -> io::Result<ServerStats>;
+
+/// Tells the client that a server thread listens (the `_2loops` servers bind in their
+/// threads).
+pub(crate) type Listening = mpsc::Sender<()>;
+
+/// A workload's client: [`lockstep`] with its [`Load`], for the sample's duration.
+pub(crate) type Client = fn(SocketAddr, Duration) -> io::Result<ClientStats>;
+
+/// A workload's check that the server served what the client got (at least one exchange).
+pub(crate) type Check = fn(&ServerStats, &ClientStats) -> Result<(), String>;
+
+/// A sample of a one-thread workload (the server thread pinned to CPU 0, the client to CPU
+/// 1): `[µs wall / exchange, µs server CPU / exchange]` for evloop's first server, then for its
+/// variant (the `X_variant` rows); the peers run one server, so their second pair is their
+/// first again.
+pub(crate) fn one_thread(
+    name: &'static str,
     kind: Kind,
-    one: impl Fn(bool) -> Result<Vec<f64>, String>,
+    scale: &Scale,
+    server: OneThreadServer,
+    client: Client,
+    check: Check,
 ) -> Result<Sample, String> {
-    let mut values = one(false)?;
+    let duration = scale.tcp_duration();
+    let one = |which: Server| {
+        let (listener, addr) = listener()?;
+        let (server, client) = run_threads(
+            name,
+            Placement::Pinned,
+            move || server(which, listener),
+            move || client(addr, duration),
+        )?;
+        per_exchange(&server, &client, check)
+    };
+    let mut values = match kind {
+        Kind::Evloop => one(Server::Evloop { variant: false })?,
+        Kind::TokioLocal => one(Server::Tokio { spawn: false })?,
+        Kind::TokioSpawn => one(Server::Tokio { spawn: true })?,
+        Kind::Smol => one(Server::Smol)?,
+    };
     let variant = match kind {
-        Kind::Evloop => one(true)?,
+        Kind::Evloop => one(Server::Evloop { variant: true })?,
         _ => values.clone(),
     };
     values.extend(variant);
     Ok(Sample::Values(values))
 }
 
-/// Tells the client that a server thread listens (the `_2loops` servers bind in their
-/// threads).
-pub(crate) type Listening = mpsc::Sender<()>;
-
-/// A `_2loops` server: binds `addr` (evloop: once per loop, `SO_REUSEPORT`), sends one
-/// [`Listening`] per listener, serves [`CONNS`] connections until they close.
-pub(crate) type TwoThreadServer = fn(SocketAddr, Listening) -> io::Result<ServerStats>;
-
 /// A sample of a `_2loops` row: `evloop`'s server for the evloop column, `tokio`'s for the
 /// tokio-spawn column (tokio's multi-thread runtime), n/a for the others; nothing pinned. The
-/// client starts once every listener listens; `check` turns the outputs into the values.
-pub(crate) fn two_threads<C: Send + 'static>(
+/// client starts once every listener listens. `[µs wall / exchange, µs server CPU /
+/// exchange]`.
+pub(crate) fn two_threads(
     name: &str,
     kind: Kind,
+    scale: &Scale,
     [evloop, tokio]: [TwoThreadServer; 2],
-    client: impl FnOnce(SocketAddr) -> io::Result<C> + Send + 'static,
-    check: impl FnOnce(ServerStats, C) -> Result<Vec<f64>, String>,
+    client: Client,
+    check: Check,
 ) -> Result<Sample, String> {
     let (server, listeners) = match kind {
         Kind::Evloop => (evloop, THREADS),
@@ -174,6 +208,7 @@ pub(crate) fn two_threads<C: Send + 'static>(
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("picking a port: {e}"))?;
     let (listening, listens) = mpsc::channel();
+    let duration = scale.tcp_duration();
     let (server, client) = run_threads(
         name,
         Placement::Free,
@@ -184,10 +219,28 @@ pub(crate) fn two_threads<C: Send + 'static>(
                     .recv_timeout(Duration::from_secs(30))
                     .map_err(|_| io::Error::other("the server did not listen"))?;
             }
-            client(addr)
+            client(addr, duration)
         },
     )?;
-    check(server, client).map(Sample::Values)
+    per_exchange(&server, &client, check).map(Sample::Values)
+}
+
+/// `check`ed, `[µs wall / exchange, µs server CPU / exchange]`; no exchange at all is an
+/// error.
+fn per_exchange(
+    server: &ServerStats,
+    client: &ClientStats,
+    check: Check,
+) -> Result<Vec<f64>, String> {
+    if client.exchanges == 0 {
+        return Err("no exchange completed".to_owned());
+    }
+    check(server, client)?;
+    let n = client.exchanges as f64;
+    Ok(vec![
+        client.elapsed.as_secs_f64() * 1e6 / n,
+        server.cpu.as_secs_f64() * 1e6 / n,
+    ])
 }
 
 /// What one exchange of a workload's client is: a request written on a connection, then its

@@ -21,7 +21,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,8 +38,8 @@ use evloop::hyper::{EvloopTimer, HyperIo};
 use evloop::net::TcpStream as EvTcpStream;
 use tokio::net::TcpStream as TokioTcpStream;
 
-use crate::harness::{self, ClientStats, Load, Placement, ServerStats};
-use crate::rt::{Kind, TokioLocal, TokioSpawn};
+use crate::harness::{self, ClientStats, Load, Server, ServerStats};
+use crate::rt::Kind;
 use crate::serve;
 use crate::workloads::{Metric, Sample, Scale, Workload};
 
@@ -161,68 +161,40 @@ pub(crate) fn workloads() -> [Workload; 2] {
     ]
 }
 
-/// Which server a sample runs.
-#[derive(Clone, Copy)]
-enum Server {
-    Evloop,
-    EvloopZeroFill,
-    Tokio(Kind),
-    Smol,
-}
-
 /// One sample: `[µs wall / request, µs server CPU / request]` for evloop's `HyperIo`, then the
 /// same with smol-hyper's zero-filling adapter on evloop (the peers: the same sample again).
 pub(crate) fn run(kind: Kind, scale: &Scale) -> Result<Sample, String> {
-    harness::with_evloop_variant(kind, |zero_fill| {
-        let which = match kind {
-            Kind::Evloop if zero_fill => Server::EvloopZeroFill,
-            Kind::Evloop => Server::Evloop,
-            Kind::TokioLocal | Kind::TokioSpawn => Server::Tokio(kind),
-            Kind::Smol => Server::Smol,
-        };
-        one(which, scale)
-    })
+    harness::one_thread("http", kind, scale, server, client, check)
 }
 
-fn one(which: Server, scale: &Scale) -> Result<Vec<f64>, String> {
-    let (listener, addr) = harness::listener()?;
-    let duration = scale.tcp_duration();
-    let (server, client) = harness::run_threads(
-        "http",
-        Placement::Pinned,
-        move || match which {
-            Server::Evloop => serve::evloop(
-                listener,
-                hello_handler!(EvTcpStream, HyperIo::new, EvloopTimer),
-            ),
-            Server::EvloopZeroFill => serve::evloop(
-                listener,
-                hello_handler!(EvTcpStream, FuturesIo::new, EvloopTimer),
-            ),
-            Server::Tokio(Kind::TokioSpawn) => serve::tokio::<TokioSpawn, _>(
-                listener,
-                hello_handler!(TokioTcpStream, TokioIo::new, TokioTimer::new()),
-            ),
-            Server::Tokio(_) => serve::tokio::<TokioLocal, _>(
-                listener,
-                hello_handler!(TokioTcpStream, TokioIo::new, TokioTimer::new()),
-            ),
-            Server::Smol => serve::smol(
-                listener,
-                hello_handler!(SmolTcpStream, FuturesIo::new, SmolTimer::new()),
-            ),
-        },
-        move || client(addr, duration),
-    )?;
-    check(&server, &client)
+fn server(which: Server, listener: TcpListener) -> io::Result<ServerStats> {
+    match which {
+        Server::Evloop { variant: false } => serve::evloop(
+            listener,
+            hello_handler!(EvTcpStream, HyperIo::new, EvloopTimer),
+        ),
+        Server::Evloop { variant: true } => serve::evloop(
+            listener,
+            hello_handler!(EvTcpStream, FuturesIo::new, EvloopTimer),
+        ),
+        Server::Tokio { spawn } => serve::tokio(
+            listener,
+            spawn,
+            hello_handler!(TokioTcpStream, TokioIo::new, TokioTimer::new()),
+        ),
+        Server::Smol => serve::smol(
+            listener,
+            hello_handler!(SmolTcpStream, FuturesIo::new, SmolTimer::new()),
+        ),
+    }
 }
 
 /// One sample of `http_hello_2loops`: `[µs wall / request, µs server CPU / request]`.
 pub(crate) fn run_2loops(kind: Kind, scale: &Scale) -> Result<Sample, String> {
-    let duration = scale.tcp_duration();
     harness::two_threads(
         "http",
         kind,
+        scale,
         [
             |addr, listening| {
                 serve::evloop_loops(addr, listening, || {
@@ -237,21 +209,20 @@ pub(crate) fn run_2loops(kind: Kind, scale: &Scale) -> Result<Sample, String> {
                 )
             },
         ],
-        move |addr| client(addr, duration),
-        |server, client| check(&server, &client),
+        client,
+        check,
     )
 }
 
-/// The server answered exactly as many requests as the client got responses; then the
-/// per-request values.
-fn check(server: &ServerStats, client: &ClientStats) -> Result<Vec<f64>, String> {
-    if client.exchanges > 0 && server.units != client.exchanges {
+/// The server answered exactly as many requests as the client got responses.
+fn check(server: &ServerStats, client: &ClientStats) -> Result<(), String> {
+    if server.units != client.exchanges {
         return Err(format!(
             "server answered {} requests, the client got {} responses",
             server.units, client.exchanges
         ));
     }
-    harness::per_exchange(client, server)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

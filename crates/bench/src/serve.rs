@@ -16,12 +16,68 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::harness::{CONNS, Listening, ServerStats, THREADS};
-use crate::rt::{Evloop, Runtime, Smol, running};
+use crate::rt::{Evloop, Runtime, Smol, TokioLocal, TokioSpawn, running};
 use crate::sys::thread_cpu_time;
 
 /// A connection's handler task's output, its `JoinError` turned into an `io::Error`.
 fn joined<T>(r: Result<io::Result<T>, evloop::JoinError>) -> io::Result<T> {
     r.map_err(|e| io::Error::other(format!("connection task failed: {e:?}")))?
+}
+
+/// A runtime's listener.
+trait Accept {
+    type Stream;
+    /// The next connection, `TCP_NODELAY` set.
+    async fn accept_nodelay(&self) -> io::Result<Self::Stream>;
+}
+
+impl Accept for evloop::net::TcpListener {
+    type Stream = evloop::net::TcpStream;
+    async fn accept_nodelay(&self) -> io::Result<Self::Stream> {
+        let (s, _) = self.accept().await?;
+        s.set_nodelay(true).map(|()| s)
+    }
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_nodelay(&self) -> io::Result<Self::Stream> {
+        let (s, _) = self.accept().await?;
+        s.set_nodelay(true).map(|()| s)
+    }
+}
+
+impl Accept for async_io::Async<TcpListener> {
+    type Stream = async_io::Async<std::net::TcpStream>;
+    async fn accept_nodelay(&self) -> io::Result<Self::Stream> {
+        let (s, _) = self.accept().await?;
+        s.get_ref().set_nodelay(true).map(|()| s)
+    }
+}
+
+/// The one-thread server: accepts [`CONNS`] connections, then `spawn`s a task for each and
+/// sums their outputs; CPU time from after the last accept to the last task's end.
+async fn serve_all<L: Accept, T>(
+    listener: L,
+    spawn: impl FnMut(L::Stream) -> T,
+) -> io::Result<ServerStats>
+where
+    T: Future<Output = io::Result<u64>>,
+{
+    let mut streams = Vec::with_capacity(CONNS);
+    for _ in 0..CONNS {
+        streams.push(listener.accept_nodelay().await?);
+    }
+    let cpu0 = thread_cpu_time();
+    let tasks: Vec<_> = streams.into_iter().map(spawn).collect();
+    let mut units = 0;
+    for t in tasks {
+        units += t.await?;
+    }
+    Ok(ServerStats {
+        units,
+        cpu: thread_cpu_time() - cpu0,
+    })
 }
 
 /// evloop on this thread: the facade's `evloop::net`, a task per connection.
@@ -32,60 +88,44 @@ pub(crate) fn evloop<F>(
 where
     F: Future<Output = io::Result<u64>> + 'static,
 {
-    let rt = Evloop::new();
-    rt.block_on(async move {
-        let listener = evloop::net::TcpListener::from_std(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
+    Evloop::new().block_on(async move {
         let lp = running();
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|s| lp.create_task(handler(s)))
-            .collect();
-        let mut units = 0;
-        for t in tasks {
-            units += joined(t.await)?;
-        }
-        Ok(ServerStats {
-            units,
-            cpu: thread_cpu_time() - cpu0,
+        serve_all(evloop::net::TcpListener::from_std(listener)?, |s| {
+            let task = lp.create_task(handler(s));
+            async move { joined(task.await) }
         })
+        .await
     })
 }
 
-/// tokio `current_thread` on this thread (`R`: spawn_local in a LocalSet, or spawn).
-pub(crate) fn tokio<R: Runtime, F>(
+/// tokio `current_thread` on this thread: `spawn_local` in a LocalSet, or (`spawn`) plain
+/// `tokio::spawn`.
+pub(crate) fn tokio<F>(
+    listener: TcpListener,
+    spawn: bool,
+    handler: impl FnMut(tokio::net::TcpStream) -> F,
+) -> io::Result<ServerStats>
+where
+    F: Future<Output = io::Result<u64>> + Send + 'static,
+{
+    listener.set_nonblocking(true)?;
+    if spawn {
+        tokio_on::<TokioSpawn, _>(listener, handler)
+    } else {
+        tokio_on::<TokioLocal, _>(listener, handler)
+    }
+}
+
+fn tokio_on<R: Runtime, F>(
     listener: TcpListener,
     mut handler: impl FnMut(tokio::net::TcpStream) -> F,
 ) -> io::Result<ServerStats>
 where
     F: Future<Output = io::Result<u64>> + Send + 'static,
 {
-    let rt = R::new();
-    listener.set_nonblocking(true)?;
-    rt.block_on(async move {
+    R::new().block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
-        let tasks: Vec<_> = streams.into_iter().map(|s| R::spawn(handler(s))).collect();
-        let mut units = 0;
-        for t in tasks {
-            units += t.await?;
-        }
-        Ok(ServerStats {
-            units,
-            cpu: thread_cpu_time() - cpu0,
-        })
+        serve_all(listener, |s| R::spawn(handler(s))).await
     })
 }
 
@@ -97,28 +137,8 @@ pub(crate) fn smol<F>(
 where
     F: Future<Output = io::Result<u64>> + Send + 'static,
 {
-    let rt = Smol::new();
-    rt.block_on(async move {
-        let listener = async_io::Async::new(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.get_ref().set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|s| Smol::spawn(handler(s)))
-            .collect();
-        let mut units = 0;
-        for t in tasks {
-            units += t.await?;
-        }
-        Ok(ServerStats {
-            units,
-            cpu: thread_cpu_time() - cpu0,
-        })
+    Smol::new().block_on(async move {
+        serve_all(async_io::Async::new(listener)?, |s| Smol::spawn(handler(s))).await
     })
 }
 
@@ -227,9 +247,7 @@ where
         listening.send(()).map_err(io::Error::other)?;
         let mut tasks = Vec::with_capacity(CONNS);
         for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.set_nodelay(true)?;
-            tasks.push(tokio::spawn(handler(s)));
+            tasks.push(tokio::spawn(handler(listener.accept_nodelay().await?)));
         }
         let mut units = 0;
         for t in tasks {

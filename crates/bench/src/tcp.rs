@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::harness::{self, CONNS, ClientStats, Load, Placement, ServerStats};
-use crate::rt::{Evloop, Kind, Runtime, TokioLocal, TokioSpawn};
+use crate::harness::{self, CONNS, ClientStats, Load, Server, ServerStats};
+use crate::rt::{Evloop, Kind, Runtime};
 use crate::serve;
 use crate::sys::thread_cpu_time;
 use crate::workloads::{Metric, Sample, Scale, Workload};
@@ -92,72 +92,46 @@ pub(crate) fn workloads() -> [Workload; 2] {
     ]
 }
 
-/// Which server a sample runs.
-#[derive(Clone, Copy)]
-enum Server {
-    EvloopNet,
-    EvloopProtocol,
-    Tokio(Kind),
-    Smol,
-}
-
 /// One sample: `[µs wall / rt, µs server CPU / rt]` for the task server, then the same for
 /// the protocol server. The peers have one server, so their two pairs are the same sample.
 pub(crate) fn run(kind: Kind, scale: &Scale) -> Result<Sample, String> {
-    harness::with_evloop_variant(kind, |protocol| {
-        let which = match kind {
-            Kind::Evloop if protocol => Server::EvloopProtocol,
-            Kind::Evloop => Server::EvloopNet,
-            Kind::TokioLocal | Kind::TokioSpawn => Server::Tokio(kind),
-            Kind::Smol => Server::Smol,
-        };
-        one(which, scale)
-    })
+    harness::one_thread("echo", kind, scale, server, client, check)
 }
 
-fn one(which: Server, scale: &Scale) -> Result<Vec<f64>, String> {
-    let (listener, addr) = harness::listener()?;
-    let duration = scale.tcp_duration();
-    let (server, client) = harness::run_threads(
-        "echo",
-        Placement::Pinned,
-        move || match which {
-            Server::EvloopNet => serve::evloop(listener, echo),
-            Server::EvloopProtocol => evloop_protocol_server(listener),
-            Server::Tokio(Kind::TokioSpawn) => serve::tokio::<TokioSpawn, _>(listener, tokio_echo),
-            Server::Tokio(_) => serve::tokio::<TokioLocal, _>(listener, tokio_echo),
-            Server::Smol => serve::smol(listener, echo),
-        },
-        move || client(addr, duration),
-    )?;
-    check(&server, &client)
+fn server(which: Server, listener: TcpListener) -> io::Result<ServerStats> {
+    match which {
+        Server::Evloop { variant: false } => serve::evloop(listener, echo),
+        Server::Evloop { variant: true } => evloop_protocol_server(listener),
+        Server::Tokio { spawn } => serve::tokio(listener, spawn, tokio_echo),
+        Server::Smol => serve::smol(listener, echo),
+    }
 }
 
 /// One sample of `tcp_echo_2loops`: `[µs wall / rt, µs server CPU / rt]`.
 pub(crate) fn run_2loops(kind: Kind, scale: &Scale) -> Result<Sample, String> {
-    let duration = scale.tcp_duration();
     harness::two_threads(
         "echo",
         kind,
+        scale,
         [
             |addr, listening| serve::evloop_loops(addr, listening, || echo),
             |addr, listening| serve::tokio_workers(addr, listening, tokio_echo),
         ],
-        move |addr| client(addr, duration),
-        |server, client| check(&server, &client),
+        client,
+        check,
     )
 }
 
-/// The server echoed exactly what the client got; then the per-round-trip values.
-fn check(server: &ServerStats, client: &ClientStats) -> Result<Vec<f64>, String> {
+/// The server echoed exactly what the client got.
+fn check(server: &ServerStats, client: &ClientStats) -> Result<(), String> {
     let expected = client.exchanges * MSG as u64;
-    if client.exchanges > 0 && server.units != expected {
+    if server.units != expected {
         return Err(format!(
             "server echoed {} bytes, the client got {expected}",
             server.units
         ));
     }
-    harness::per_exchange(client, server)
+    Ok(())
 }
 
 /// The echo client: 1 KiB on every connection (its bytes change with every sweep), every echo
@@ -209,33 +183,32 @@ impl Load for Echo {
 // The servers' echo: a task per connection (evloop net, tokio, smol), and asyncio-style
 // `evloop::protocol`
 
-/// The echo loop of the futures-io servers (evloop net, smol): read up to `BUF`, write it all.
-async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {
-    let mut buf = vec![0u8; BUF];
-    let mut total = 0u64;
-    loop {
-        let n = s.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
+/// The servers' echo loop on the stream `$s` (its runtime's `read` and `write_all` in scope):
+/// read up to `BUF`, write it all back, until EOF; evaluates to the bytes echoed.
+macro_rules! echo_loop {
+    ($s:ident) => {{
+        let mut buf = vec![0u8; BUF];
+        let mut total = 0u64;
+        loop {
+            let n = $s.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            $s.write_all(&buf[..n]).await?;
+            total += n as u64;
         }
-        s.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
+    }};
+}
+
+/// The echo of the futures-io servers (evloop net, smol).
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {
+    echo_loop!(s)
 }
 
 /// The same on tokio's I/O traits.
 async fn tokio_echo(mut s: tokio::net::TcpStream) -> io::Result<u64> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut buf = vec![0u8; BUF];
-    let mut total = 0u64;
-    loop {
-        let n = s.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        s.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
+    echo_loop!(s)
 }
 
 /// Shared by the echo protocols of one server.
