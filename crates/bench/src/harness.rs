@@ -293,3 +293,37 @@ pub(crate) fn lockstep<L: Load>(
     drop(conns);
     Ok(ClientStats { exchanges, elapsed })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every sample of the TCP workloads runs on real sockets and passes its check (the
+    /// server served what the client got), with one finite positive value per metric; the
+    /// `_2loops` rows are n/a exactly for tokio-local and smol.
+    #[test]
+    fn every_tcp_workload_sample_checks_out() {
+        let scale = Scale { quick: true };
+        for w in crate::tcp::workloads()
+            .into_iter()
+            .chain(crate::http::workloads())
+        {
+            let two_loops = w.name.ends_with("_2loops");
+            for kind in Kind::ALL {
+                let what = format!("{} on {}", w.name, kind.name());
+                match (w.run)(kind, &scale) {
+                    Ok(Sample::Values(v)) => {
+                        assert!(!two_loops || matches!(kind, Kind::Evloop | Kind::TokioSpawn));
+                        assert_eq!(v.len(), w.metrics.len(), "{what}");
+                        assert!(v.iter().all(|x| x.is_finite() && *x > 0.0), "{what}: {v:?}");
+                    }
+                    Ok(Sample::NotApplicable(_)) => {
+                        assert!(two_loops, "{what} is n/a");
+                        assert!(matches!(kind, Kind::TokioLocal | Kind::Smol), "{what}");
+                    }
+                    Err(e) => panic!("{what}: {e}"),
+                }
+            }
+        }
+    }
+}
