@@ -1,4 +1,5 @@
-//! HTTP hello world: hyper 1.x's HTTP/1.1 server on each runtime, 50 keep-alive connections.
+//! HTTP hello world: hyper 1.x's HTTP/1.1 server on each runtime, 50 keep-alive connections;
+//! and the same on two server threads (`http_hello_2loops`).
 //!
 //! Every server is the same hyper code (`http1::Builder` with the runtime's timer, so the
 //! default 30 s header-read timeout is armed per request on every runtime alike; a
@@ -8,123 +9,253 @@
 //! smol-hyper's `FuturesIo` (which zero-fills hyper's read buffer before every read) instead of
 //! `HyperIo`, against the same peer samples: that is the cost of the read path alone.
 //!
-//! The load generator is in-process, like `tcp_echo`'s client: one std thread with blocking
-//! sockets (pinned to CPU 1; the server thread to CPU 0) writes one `GET` on each of the 50
-//! connections, then reads every response back and checks it (status 200, the body), and
-//! repeats for a fixed time.
+//! The load generator is in-process, like `tcp_echo`'s client ([`harness::lockstep`]): one
+//! std thread with blocking sockets (pinned to CPU 1; the server thread to CPU 0) writes one
+//! `GET` on each of the 50 connections, then reads every response back and checks it (status
+//! 200, the body), and repeats for a fixed time.
+//!
+//! `http_hello_2loops`: as `tcp_echo_2loops`, evloop's `multi::run(2, ..)` (a `SO_REUSEPORT`
+//! listener per loop) against tokio's multi-thread runtime with 2 workers (one listener); the
+//! same hyper code and client, nothing pinned.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-use crate::rt::{Evloop, Kind, Runtime, Smol, TokioLocal, TokioSpawn, running};
-use crate::sys::{nproc, pin_to_cpu, thread_cpu_time};
-use crate::workloads::{Sample, Scale};
+use evloop::hyper::{EvloopTimer, HyperIo};
+use evloop::net::TcpStream as EvTcpStream;
+use tokio::net::TcpStream as TokioTcpStream;
 
-const CONNS: usize = 50;
+use crate::harness::{self, ClientStats, Load, Server, ServerStats};
+use crate::rt::Kind;
+use crate::serve;
+use crate::workloads::{Metric, Sample, Scale, Workload};
+
+/// smol's TCP stream.
+type SmolTcpStream = async_io::Async<std::net::TcpStream>;
+
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
 const BODY: &[u8] = b"Hello, world!";
 
-/// What the server thread reports.
-struct ServerStats {
-    /// Requests answered over all connections.
-    requests: u64,
-    /// Server thread CPU time from "all connections accepted" to "all closed".
-    cpu: Duration,
+// ---------------------------------------------------------------------------------------------
+// The servers: the same hyper service on each runtime
+
+/// The service: `Hello, world!`, counting requests.
+fn hello(
+    count: Arc<AtomicU64>,
+) -> impl Fn(Request<Incoming>) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>
++ Clone
++ Send
++ 'static {
+    move |_req| {
+        count.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(BODY)))))
+    }
 }
 
-/// Which server a sample runs.
-#[derive(Clone, Copy)]
-enum Server {
-    Evloop,
-    EvloopZeroFill,
-    Tokio(Kind),
-    Smol,
+/// A connection's future, its output the number of requests `count` saw answered on it.
+async fn counted(
+    count: Arc<AtomicU64>,
+    conn: impl Future<Output = Result<(), hyper::Error>>,
+) -> io::Result<u64> {
+    conn.await
+        .map_err(|e| io::Error::other(format!("connection failed: {e}")))?;
+    Ok(count.load(Ordering::Relaxed))
+}
+
+/// A server's per-connection handler: hyper's `serve_connection` on the runtime's I/O adapter
+/// (`$io` wraps a `$stream`), from one `http1::Builder` with the runtime's timer; a
+/// connection's output is the number of requests it answered.
+macro_rules! hello_handler {
+    ($stream:ty, $io:expr, $timer:expr) => {{
+        let mut builder = http1::Builder::new();
+        builder.timer($timer);
+        move |s: $stream| {
+            let count = Arc::new(AtomicU64::new(0));
+            let conn = builder.serve_connection($io(s), service_fn(hello(count.clone())));
+            counted(count, conn)
+        }
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The samples
+
+/// The workloads of this module, in report order: `http_hello` and `http_hello_2loops`.
+pub(crate) fn workloads() -> [Workload; 2] {
+    [
+        Workload {
+            name: "http_hello",
+            metrics: &[
+                Metric {
+                    name: "http_hello",
+                    unit: "µs/req",
+                },
+                Metric {
+                    name: "http_hello_cpu",
+                    unit: "µs CPU/req",
+                },
+                Metric {
+                    name: "http_hello_zerofill",
+                    unit: "µs/req",
+                },
+                Metric {
+                    name: "http_hello_zerofill_cpu",
+                    unit: "µs CPU/req",
+                },
+            ],
+            about: "hyper 1.x's HTTP/1.1 server answering `Hello, world!` on 50 keep-alive \
+                connections; server thread pinned to CPU 0, one in-process client (a std \
+                thread with blocking sockets, CPU 1) writes a GET on every connection, then \
+                reads and checks every response, for a fixed time (2 s, 1 s with --quick). \
+                `http_hello` is wall time per request (1 / throughput), `http_hello_cpu` the \
+                server thread's CPU time per request. The same hyper code everywhere \
+                (`http1::Builder` with the runtime's timer, `service_fn`); the glue: evloop \
+                `evloop::hyper::{HyperIo, EvloopTimer}`, tokio hyper-util's \
+                `TokioIo`/`TokioTimer` (`spawn_local` / `spawn`), smol smol-hyper's \
+                `FuturesIo`/`SmolTimer` on `async_io::Async` + LocalExecutor. The \
+                `_zerofill` rows run evloop with smol-hyper's `FuturesIo` (zero-fills \
+                hyper's read buffer before every read) instead of `HyperIo`, against the same \
+                peer samples. Check: every response is a 200 with the body, and the server \
+                answered exactly as many requests as the client got responses.",
+            run,
+            warm_up: false,
+        },
+        Workload {
+            name: "http_hello_2loops",
+            metrics: &[
+                Metric {
+                    name: "http_hello_2loops",
+                    unit: "µs/req",
+                },
+                Metric {
+                    name: "http_hello_2loops_cpu",
+                    unit: "µs CPU/req",
+                },
+            ],
+            about: "`http_hello`'s hyper server, client and checks against two server threads, \
+                nothing pinned, as `tcp_echo_2loops`: evloop = `evloop::multi::run(2, ..)`, \
+                a loop per thread, each accepting on its own `SO_REUSEPORT` listener on the \
+                same port, one hyper connection task per connection (`HyperIo`, \
+                `EvloopTimer`); the tokio-spawn column is tokio's multi-thread runtime with \
+                2 workers (one listener, `tokio::spawn`, `TokioIo`/`TokioTimer`, work \
+                stealing); no two-thread smol server. `http_hello_2loops` is wall time per \
+                request, `http_hello_2loops_cpu` the two server threads' CPU time per \
+                request (evloop: each loop thread's at the last close; tokio: each worker's \
+                at its exit).",
+            run: run_2loops,
+            warm_up: false,
+        },
+    ]
 }
 
 /// One sample: `[µs wall / request, µs server CPU / request]` for evloop's `HyperIo`, then the
 /// same with smol-hyper's zero-filling adapter on evloop (the peers: the same sample again).
 pub(crate) fn run(kind: Kind, scale: &Scale) -> Result<Sample, String> {
-    let mut values = match kind {
-        Kind::Evloop => one(Server::Evloop, scale)?,
-        Kind::TokioLocal | Kind::TokioSpawn => one(Server::Tokio(kind), scale)?,
-        Kind::Smol => one(Server::Smol, scale)?,
-    };
-    let zero_fill = match kind {
-        Kind::Evloop => one(Server::EvloopZeroFill, scale)?,
-        _ => values.clone(),
-    };
-    values.extend(zero_fill);
-    Ok(Sample::Values(values))
+    harness::one_thread("http", kind, scale, server, client, check)
 }
 
-fn one(which: Server, scale: &Scale) -> Result<Vec<f64>, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("local_addr: {e}"))?;
-    let pin = nproc() >= 2;
-    let server = std::thread::Builder::new()
-        .name("http-server".to_owned())
-        .spawn(move || {
-            if pin {
-                pin_to_cpu(0);
-            }
-            match which {
-                Server::Evloop => evloop_server(listener, false),
-                Server::EvloopZeroFill => evloop_server(listener, true),
-                Server::Tokio(Kind::TokioSpawn) => tokio_server::<TokioSpawn>(listener),
-                Server::Tokio(_) => tokio_server::<TokioLocal>(listener),
-                Server::Smol => smol_server(listener),
-            }
-        })
-        .map_err(|e| format!("spawning the server thread: {e}"))?;
-    let duration = scale.tcp_duration();
-    let client = std::thread::Builder::new()
-        .name("http-client".to_owned())
-        .spawn(move || {
-            if pin {
-                pin_to_cpu(1);
-            }
-            client(addr, duration)
-        })
-        .map_err(|e| format!("spawning the client thread: {e}"))?;
-    let client = client
-        .join()
-        .map_err(|_| "client panicked".to_owned())?
-        .map_err(|e| format!("client: {e}"));
-    let server = server
-        .join()
-        .map_err(|_| "server panicked".to_owned())?
-        .map_err(|e| format!("server: {e}"))?;
-    let (responses, elapsed) = client?;
-    if responses == 0 {
-        return Err("no response completed".to_owned());
+fn server(which: Server, listener: TcpListener) -> io::Result<ServerStats> {
+    match which {
+        Server::Evloop { variant: false } => serve::evloop(
+            listener,
+            hello_handler!(EvTcpStream, HyperIo::new, EvloopTimer),
+        ),
+        Server::Evloop { variant: true } => serve::evloop(
+            listener,
+            hello_handler!(EvTcpStream, FuturesIo::new, EvloopTimer),
+        ),
+        Server::Tokio { spawn } => serve::tokio(
+            listener,
+            spawn,
+            hello_handler!(TokioTcpStream, TokioIo::new, TokioTimer::new()),
+        ),
+        Server::Smol => serve::smol(
+            listener,
+            hello_handler!(SmolTcpStream, FuturesIo::new, SmolTimer::new()),
+        ),
     }
-    if server.requests != responses {
+}
+
+/// One sample of `http_hello_2loops`: `[µs wall / request, µs server CPU / request]`.
+pub(crate) fn run_2loops(kind: Kind, scale: &Scale) -> Result<Sample, String> {
+    harness::two_threads(
+        "http",
+        kind,
+        scale,
+        [
+            |addr, listening| {
+                serve::evloop_loops(addr, listening, || {
+                    hello_handler!(EvTcpStream, HyperIo::new, EvloopTimer)
+                })
+            },
+            |addr, listening| {
+                serve::tokio_workers(
+                    addr,
+                    listening,
+                    hello_handler!(TokioTcpStream, TokioIo::new, TokioTimer::new()),
+                )
+            },
+        ],
+        client,
+        check,
+    )
+}
+
+/// The server answered exactly as many requests as the client got responses.
+fn check(server: &ServerStats, client: &ClientStats) -> Result<(), String> {
+    if server.units != client.exchanges {
         return Err(format!(
-            "server answered {} requests, the client got {responses} responses",
-            server.requests
+            "server answered {} requests, the client got {} responses",
+            server.units, client.exchanges
         ));
     }
-    let n = responses as f64;
-    Ok(vec![
-        elapsed.as_secs_f64() * 1e6 / n,
-        server.cpu.as_secs_f64() * 1e6 / n,
-    ])
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
 // The load generator
+
+/// The shared client: lockstep over all connections, every response checked.
+fn client(addr: SocketAddr, duration: Duration) -> io::Result<ClientStats> {
+    harness::lockstep(addr, duration, Hello)
+}
+
+/// The HTTP client: a `GET` on every connection, every response checked.
+struct Hello;
+
+impl Load for Hello {
+    type Conn = Conn;
+
+    fn open(&mut self, stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    fn sweep(&mut self, _: u64) {}
+
+    fn send(&mut self, c: &mut Conn) -> io::Result<()> {
+        c.stream.write_all(REQUEST)
+    }
+
+    fn receive(&mut self, c: &mut Conn) -> io::Result<()> {
+        c.read_response()
+    }
+}
 
 /// One keep-alive connection and what it has read past the last response.
 struct Conn {
@@ -177,164 +308,4 @@ impl Conn {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The shared client: lockstep over all connections, every response checked. Returns the
-/// number of responses and the time they took.
-fn client(addr: SocketAddr, duration: Duration) -> io::Result<(u64, Duration)> {
-    let mut conns = Vec::with_capacity(CONNS);
-    for _ in 0..CONNS {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        conns.push(Conn {
-            stream,
-            buf: Vec::with_capacity(4096),
-        });
-    }
-    let start = Instant::now();
-    let mut responses = 0u64;
-    loop {
-        for c in &mut conns {
-            c.stream.write_all(REQUEST)?;
-        }
-        for c in &mut conns {
-            c.read_response()?;
-        }
-        responses += CONNS as u64;
-        if start.elapsed() >= duration {
-            break;
-        }
-    }
-    let elapsed = start.elapsed();
-    drop(conns);
-    Ok((responses, elapsed))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The servers: the same hyper service on each runtime
-
-/// The service: `Hello, world!`, counting requests.
-fn hello(
-    count: Arc<AtomicU64>,
-) -> impl Fn(Request<Incoming>) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>
-+ Clone
-+ Send
-+ 'static {
-    move |_req| {
-        count.fetch_add(1, Ordering::Relaxed);
-        std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(BODY)))))
-    }
-}
-
-/// A connection's output, its error turned into an `io::Error`.
-fn served(r: Result<(), hyper::Error>) -> io::Result<()> {
-    r.map_err(|e| io::Error::other(format!("connection failed: {e}")))
-}
-
-fn evloop_server(listener: TcpListener, zero_fill: bool) -> io::Result<ServerStats> {
-    use evloop::hyper::{EvloopTimer, HyperIo};
-    let rt = Evloop::new();
-    rt.block_on(async move {
-        let listener = evloop::net::TcpListener::from_std(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
-        let count = Arc::new(AtomicU64::new(0));
-        let mut builder = http1::Builder::new();
-        builder.timer(EvloopTimer);
-        let lp = running();
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|s| {
-                let service = service_fn(hello(count.clone()));
-                if zero_fill {
-                    let conn = builder.serve_connection(smol_hyper::rt::FuturesIo::new(s), service);
-                    lp.create_task(async move { served(conn.await) })
-                } else {
-                    let conn = builder.serve_connection(HyperIo::new(s), service);
-                    lp.create_task(async move { served(conn.await) })
-                }
-            })
-            .collect();
-        for t in tasks {
-            t.await
-                .map_err(|e| io::Error::other(format!("task failed: {e:?}")))??;
-        }
-        Ok(ServerStats {
-            requests: count.load(Ordering::Relaxed),
-            cpu: thread_cpu_time() - cpu0,
-        })
-    })
-}
-
-fn tokio_server<R: Runtime>(listener: TcpListener) -> io::Result<ServerStats> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let rt = R::new();
-    listener.set_nonblocking(true)?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
-        let count = Arc::new(AtomicU64::new(0));
-        let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new());
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|s| {
-                let conn =
-                    builder.serve_connection(TokioIo::new(s), service_fn(hello(count.clone())));
-                R::spawn(async move { served(conn.await) })
-            })
-            .collect();
-        for t in tasks {
-            t.await?;
-        }
-        Ok(ServerStats {
-            requests: count.load(Ordering::Relaxed),
-            cpu: thread_cpu_time() - cpu0,
-        })
-    })
-}
-
-fn smol_server(listener: TcpListener) -> io::Result<ServerStats> {
-    use smol_hyper::rt::{FuturesIo, SmolTimer};
-    let rt = Smol::new();
-    rt.block_on(async move {
-        let listener = async_io::Async::new(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.get_ref().set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
-        let count = Arc::new(AtomicU64::new(0));
-        let mut builder = http1::Builder::new();
-        builder.timer(SmolTimer::new());
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|s| {
-                let conn =
-                    builder.serve_connection(FuturesIo::new(s), service_fn(hello(count.clone())));
-                Smol::spawn(async move { served(conn.await) })
-            })
-            .collect();
-        for t in tasks {
-            t.await?;
-        }
-        Ok(ServerStats {
-            requests: count.load(Ordering::Relaxed),
-            cpu: thread_cpu_time() - cpu0,
-        })
-    })
 }

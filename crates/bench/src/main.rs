@@ -11,13 +11,14 @@
 //! The table goes to stdout and, for an unfiltered run, to `docs/benchmarks.md` with a bar
 //! chart of the ratios in `docs/benchmarks.svg`.
 
+mod harness;
 mod http;
 mod memory;
 mod report;
 mod rt;
+mod serve;
 mod sys;
 mod tcp;
-mod tcp_multi;
 mod workloads;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -1,196 +1,214 @@
-//! TCP echo: one server thread per runtime, one shared blocking client.
+//! TCP echo: one server thread per runtime, one shared blocking client; and the same on two
+//! server threads (`tcp_echo_2loops`).
 //!
 //! The server accepts exactly `CONNS` connections, then echoes on each (one task per
 //! connection: read up to 4 KiB, write it all back) until the client closes it. The client
-//! (std threads' blocking sockets, one thread) writes one 1 KiB message on every connection,
-//! then reads every echo back and checks it byte for byte, and repeats for a fixed time.
-
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+//! ([`harness::lockstep`]) writes one 1 KiB message on every connection, then reads every
+//! echo back and checks it byte for byte, and repeats for a fixed time.
+//!
+//! `tcp_echo_2loops`: evloop's `multi::run(2, ..)` (a loop per thread, each with its own
+//! `SO_REUSEPORT` listener on the same port) against tokio's multi-thread runtime with 2
+//! workers (one listener, work-stealing tasks); the same client and checks, nothing pinned.
 
 use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
+use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::rt::{Evloop, Kind, Runtime, Smol, TokioLocal, TokioSpawn, running};
-use crate::sys::{nproc, pin_to_cpu, thread_cpu_time};
-use crate::workloads::{Sample, Scale};
+use crate::harness::{self, CONNS, ClientStats, Load, Server, ServerStats};
+use crate::rt::{Evloop, Kind, Runtime};
+use crate::serve;
+use crate::sys::thread_cpu_time;
+use crate::workloads::{Metric, Sample, Scale, Workload};
 
-pub(crate) const CONNS: usize = 50;
-pub(crate) const MSG: usize = 1024;
-pub(crate) const BUF: usize = 4096;
+const MSG: usize = 1024;
+const BUF: usize = 4096;
 
-/// What the server thread reports.
-pub(crate) struct ServerStats {
-    /// Bytes echoed over all connections.
-    pub(crate) bytes: u64,
-    /// Server thread CPU time from "all connections accepted" to "all closed".
-    pub(crate) cpu: Duration,
-}
-
-/// What the client reports.
-pub(crate) struct ClientStats {
-    pub(crate) round_trips: u64,
-    pub(crate) elapsed: Duration,
-}
-
-/// Which server a sample runs.
-#[derive(Clone, Copy)]
-enum Server {
-    EvloopNet,
-    EvloopProtocol,
-    Tokio(Kind),
-    Smol,
+/// The workloads of this module, in report order: `tcp_echo` and `tcp_echo_2loops`.
+pub(crate) fn workloads() -> [Workload; 2] {
+    [
+        Workload {
+            name: "tcp_echo",
+            metrics: &[
+                Metric {
+                    name: "tcp_echo",
+                    unit: "µs/rt",
+                },
+                Metric {
+                    name: "tcp_echo_cpu",
+                    unit: "µs CPU/rt",
+                },
+                Metric {
+                    name: "tcp_echo_protocol",
+                    unit: "µs/rt",
+                },
+                Metric {
+                    name: "tcp_echo_protocol_cpu",
+                    unit: "µs CPU/rt",
+                },
+            ],
+            about: "50 connections × 1 KiB messages; the server runs on one thread (pinned to \
+                CPU 0), one shared client (a std thread with blocking sockets, pinned to \
+                CPU 1) writes 1 KiB on every connection, then reads every echo back, for a \
+                fixed time (2 s, 1 s with --quick). `tcp_echo` is wall time per round trip \
+                (1 / throughput); `tcp_echo_cpu` is the server thread's CPU time \
+                (CLOCK_THREAD_CPUTIME_ID, from the 50th accept to the last close) per round \
+                trip. Servers: evloop = one task per connection on the facade's \
+                `evloop::net::TcpListener`/`TcpStream` (futures-io read / write_all, 4 KiB \
+                buffer); the `_protocol` rows are evloop's asyncio-style \
+                `evloop::protocol::create_server_on` with an echo `Protocol` \
+                (`data_received` → `Transport::write`) against the same peer samples; \
+                tokio: `tokio::net` + spawn_local / spawn; smol: `async_io::Async` + \
+                LocalExecutor. Check: every echo is byte-exact and the server echoed exactly \
+                what the client got.",
+            run,
+            warm_up: false,
+        },
+        Workload {
+            name: "tcp_echo_2loops",
+            metrics: &[
+                Metric {
+                    name: "tcp_echo_2loops",
+                    unit: "µs/rt",
+                },
+                Metric {
+                    name: "tcp_echo_2loops_cpu",
+                    unit: "µs CPU/rt",
+                },
+            ],
+            about: "`tcp_echo`'s client and checks against two server threads, nothing pinned: \
+                evloop = `evloop::multi::run(2, ..)`, a loop per thread, each accepting on \
+                its own `SO_REUSEPORT` listener on the same port (the kernel spreads the 50 \
+                connections) with one task per connection; the tokio-spawn column is \
+                tokio's multi-thread runtime with 2 workers (one listener, `tokio::spawn`, \
+                work stealing). CPU: the two server threads' (evloop: each loop thread's \
+                at the last close; tokio: each worker's at its exit).",
+            run: run_2loops,
+            warm_up: false,
+        },
+    ]
 }
 
 /// One sample: `[µs wall / rt, µs server CPU / rt]` for the task server, then the same for
 /// the protocol server. The peers have one server, so their two pairs are the same sample.
 pub(crate) fn run(kind: Kind, scale: &Scale) -> Result<Sample, String> {
-    let mut values = match kind {
-        Kind::Evloop => one(Server::EvloopNet, scale)?,
-        Kind::TokioLocal | Kind::TokioSpawn => one(Server::Tokio(kind), scale)?,
-        Kind::Smol => one(Server::Smol, scale)?,
-    };
-    let protocol = match kind {
-        Kind::Evloop => one(Server::EvloopProtocol, scale)?,
-        _ => values.clone(),
-    };
-    values.extend(protocol);
-    Ok(Sample::Values(values))
+    harness::one_thread("echo", kind, scale, server, client, check)
 }
 
-fn one(which: Server, scale: &Scale) -> Result<Vec<f64>, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("local_addr: {e}"))?;
-    let pin = nproc() >= 2;
-    let server = std::thread::Builder::new()
-        .name("echo-server".to_owned())
-        .spawn(move || {
-            if pin {
-                pin_to_cpu(0);
-            }
-            match which {
-                Server::EvloopNet => evloop_net_server(listener),
-                Server::EvloopProtocol => evloop_protocol_server(listener),
-                Server::Tokio(Kind::TokioSpawn) => tokio_server::<TokioSpawn>(listener),
-                Server::Tokio(_) => tokio_server::<TokioLocal>(listener),
-                Server::Smol => smol_server(listener),
-            }
-        })
-        .map_err(|e| format!("spawning the server thread: {e}"))?;
-    let duration = scale.tcp_duration();
-    let client = std::thread::Builder::new()
-        .name("echo-client".to_owned())
-        .spawn(move || {
-            if pin {
-                pin_to_cpu(1);
-            }
-            client(addr, duration)
-        })
-        .map_err(|e| format!("spawning the client thread: {e}"))?;
-    let client = client
-        .join()
-        .map_err(|_| "client panicked".to_owned())?
-        .map_err(|e| format!("client: {e}"))?;
-    let server = server
-        .join()
-        .map_err(|_| "server panicked".to_owned())?
-        .map_err(|e| format!("server: {e}"))?;
-    if client.round_trips == 0 {
-        return Err("no round trip completed".to_owned());
+fn server(which: Server, listener: TcpListener) -> io::Result<ServerStats> {
+    match which {
+        Server::Evloop { variant: false } => serve::evloop(listener, echo),
+        Server::Evloop { variant: true } => evloop_protocol_server(listener),
+        Server::Tokio { spawn } => serve::tokio(listener, spawn, tokio_echo),
+        Server::Smol => serve::smol(listener, echo),
     }
-    let expected = client.round_trips * MSG as u64;
-    if server.bytes != expected {
+}
+
+/// One sample of `tcp_echo_2loops`: `[µs wall / rt, µs server CPU / rt]`.
+pub(crate) fn run_2loops(kind: Kind, scale: &Scale) -> Result<Sample, String> {
+    harness::two_threads(
+        "echo",
+        kind,
+        scale,
+        [
+            |addr, listening| serve::evloop_loops(addr, listening, || echo),
+            |addr, listening| serve::tokio_workers(addr, listening, tokio_echo),
+        ],
+        client,
+        check,
+    )
+}
+
+/// The server echoed exactly what the client got.
+fn check(server: &ServerStats, client: &ClientStats) -> Result<(), String> {
+    let expected = client.exchanges * MSG as u64;
+    if server.units != expected {
         return Err(format!(
             "server echoed {} bytes, the client got {expected}",
-            server.bytes
+            server.units
         ));
     }
-    let rts = client.round_trips as f64;
-    Ok(vec![
-        client.elapsed.as_secs_f64() * 1e6 / rts,
-        server.cpu.as_secs_f64() * 1e6 / rts,
-    ])
+    Ok(())
 }
 
-/// The shared client: lockstep over all connections, every echo checked.
-pub(crate) fn client(addr: SocketAddr, duration: Duration) -> io::Result<ClientStats> {
-    let mut conns = Vec::with_capacity(CONNS);
-    for _ in 0..CONNS {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        conns.push(s);
+/// The echo client: 1 KiB on every connection (its bytes change with every sweep), every echo
+/// checked byte for byte.
+fn client(addr: SocketAddr, duration: Duration) -> io::Result<ClientStats> {
+    harness::lockstep(
+        addr,
+        duration,
+        Echo {
+            msg: vec![0u8; MSG],
+            back: vec![0u8; MSG],
+        },
+    )
+}
+
+/// The echo client's message and its buffer for the echo.
+struct Echo {
+    msg: Vec<u8>,
+    back: Vec<u8>,
+}
+
+impl Load for Echo {
+    type Conn = TcpStream;
+
+    fn open(&mut self, stream: TcpStream) -> TcpStream {
+        stream
     }
-    let mut msg = vec![0u8; MSG];
-    let mut back = vec![0u8; MSG];
-    let start = Instant::now();
-    let mut round_trips = 0u64;
-    let mut sweep = 0u64;
-    loop {
-        sweep += 1;
-        for (i, b) in msg.iter_mut().enumerate() {
+
+    fn sweep(&mut self, sweep: u64) {
+        for (i, b) in self.msg.iter_mut().enumerate() {
             *b = (sweep as usize).wrapping_add(i) as u8;
         }
-        for s in &mut conns {
-            s.write_all(&msg)?;
-        }
-        for s in &mut conns {
-            s.read_exact(&mut back)?;
-            if back != msg {
-                return Err(io::Error::other("echo differs from the message"));
-            }
-        }
-        round_trips += CONNS as u64;
-        if start.elapsed() >= duration {
-            break;
-        }
     }
-    let elapsed = start.elapsed();
-    drop(conns);
-    Ok(ClientStats {
-        round_trips,
-        elapsed,
-    })
+
+    fn send(&mut self, s: &mut TcpStream) -> io::Result<()> {
+        s.write_all(&self.msg)
+    }
+
+    fn receive(&mut self, s: &mut TcpStream) -> io::Result<()> {
+        s.read_exact(&mut self.back)?;
+        if self.back != self.msg {
+            return Err(io::Error::other("echo differs from the message"));
+        }
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
-// evloop: tasks on the facade's `evloop::net`, and asyncio-style `evloop::protocol`
+// The servers' echo: a task per connection (evloop net, tokio, smol), and asyncio-style
+// `evloop::protocol`
 
-/// A task's output, its `JoinError` turned into an `io::Error`.
-fn joined<T>(r: Result<io::Result<T>, evloop::JoinError>) -> io::Result<T> {
-    r.map_err(|e| io::Error::other(format!("echo task failed: {e:?}")))?
+/// The servers' echo loop on the stream `$s` (its runtime's `read` and `write_all` in scope):
+/// read up to `BUF`, write it all back, until EOF; evaluates to the bytes echoed.
+macro_rules! echo_loop {
+    ($s:ident) => {{
+        let mut buf = vec![0u8; BUF];
+        let mut total = 0u64;
+        loop {
+            let n = $s.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            $s.write_all(&buf[..n]).await?;
+            total += n as u64;
+        }
+    }};
 }
 
-fn evloop_net_server(listener: TcpListener) -> io::Result<ServerStats> {
-    let rt = Evloop::new();
-    rt.block_on(async move {
-        let listener = evloop::net::TcpListener::from_std(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
-        let lp = running();
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|s| lp.create_task(echo(s)))
-            .collect();
-        let mut bytes = 0;
-        for t in tasks {
-            bytes += joined(t.await)?;
-        }
-        Ok(ServerStats {
-            bytes,
-            cpu: thread_cpu_time() - cpu0,
-        })
-    })
+/// The echo of the futures-io servers (evloop net, smol).
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {
+    echo_loop!(s)
+}
+
+/// The same on tokio's I/O traits.
+async fn tokio_echo(mut s: tokio::net::TcpStream) -> io::Result<u64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    echo_loop!(s)
 }
 
 /// Shared by the echo protocols of one server.
@@ -271,92 +289,8 @@ fn evloop_protocol_server(listener: TcpListener) -> io::Result<ServerStats> {
             )));
         }
         Ok(ServerStats {
-            bytes: stats.bytes.get(),
+            units: stats.bytes.get(),
             cpu: stats.cpu.get(),
-        })
-    })
-}
-
-/// The echo loop of the task-based servers (evloop net, smol): read up to `BUF`, write it all.
-pub(crate) async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {
-    let mut buf = vec![0u8; BUF];
-    let mut total = 0u64;
-    loop {
-        let n = s.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        s.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// tokio
-
-fn tokio_server<R: Runtime>(listener: TcpListener) -> io::Result<ServerStats> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let rt = R::new();
-    listener.set_nonblocking(true)?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
-        let tasks: Vec<_> = streams
-            .into_iter()
-            .map(|mut s| {
-                R::spawn(async move {
-                    let mut buf = vec![0u8; BUF];
-                    let mut total = 0u64;
-                    loop {
-                        let n = s.read(&mut buf).await?;
-                        if n == 0 {
-                            return io::Result::Ok(total);
-                        }
-                        s.write_all(&buf[..n]).await?;
-                        total += n as u64;
-                    }
-                })
-            })
-            .collect();
-        let mut bytes = 0;
-        for t in tasks {
-            bytes += t.await?;
-        }
-        Ok(ServerStats {
-            bytes,
-            cpu: thread_cpu_time() - cpu0,
-        })
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// smol
-
-fn smol_server(listener: TcpListener) -> io::Result<ServerStats> {
-    let rt = Smol::new();
-    rt.block_on(async move {
-        let listener = async_io::Async::new(listener)?;
-        let mut streams = Vec::with_capacity(CONNS);
-        for _ in 0..CONNS {
-            let (s, _) = listener.accept().await?;
-            s.get_ref().set_nodelay(true)?;
-            streams.push(s);
-        }
-        let cpu0 = thread_cpu_time();
-        let tasks: Vec<_> = streams.into_iter().map(|s| Smol::spawn(echo(s))).collect();
-        let mut bytes = 0;
-        for t in tasks {
-            bytes += t.await?;
-        }
-        Ok(ServerStats {
-            bytes,
-            cpu: thread_cpu_time() - cpu0,
         })
     })
 }

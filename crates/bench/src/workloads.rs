@@ -168,103 +168,11 @@ pub(crate) fn all() -> Vec<Workload> {
             run: crate::memory::run,
             warm_up: false,
         },
-        Workload {
-            name: "tcp_echo",
-            metrics: &[
-                Metric {
-                    name: "tcp_echo",
-                    unit: "µs/rt",
-                },
-                Metric {
-                    name: "tcp_echo_cpu",
-                    unit: "µs CPU/rt",
-                },
-                Metric {
-                    name: "tcp_echo_protocol",
-                    unit: "µs/rt",
-                },
-                Metric {
-                    name: "tcp_echo_protocol_cpu",
-                    unit: "µs CPU/rt",
-                },
-            ],
-            about: "50 connections × 1 KiB messages; the server runs on one thread (pinned to \
-                    CPU 0), one shared client (a std thread with blocking sockets, pinned to \
-                    CPU 1) writes 1 KiB on every connection, then reads every echo back, for a \
-                    fixed time (2 s, 1 s with --quick). `tcp_echo` is wall time per round trip \
-                    (1 / throughput); `tcp_echo_cpu` is the server thread's CPU time \
-                    (CLOCK_THREAD_CPUTIME_ID, from the 50th accept to the last close) per round \
-                    trip. Servers: evloop = one task per connection on the facade's \
-                    `evloop::net::TcpListener`/`TcpStream` (futures-io read / write_all, 4 KiB \
-                    buffer); the `_protocol` rows are evloop's asyncio-style \
-                    `evloop::protocol::create_server_on` with an echo `Protocol` \
-                    (`data_received` → `Transport::write`) against the same peer samples; \
-                    tokio: `tokio::net` + spawn_local / spawn; smol: `async_io::Async` + \
-                    LocalExecutor. Check: every echo is byte-exact and the server echoed exactly \
-                    what the client got.",
-            run: crate::tcp::run,
-            warm_up: false,
-        },
-        Workload {
-            name: "tcp_echo_2loops",
-            metrics: &[
-                Metric {
-                    name: "tcp_echo_2loops",
-                    unit: "µs/rt",
-                },
-                Metric {
-                    name: "tcp_echo_2loops_cpu",
-                    unit: "µs CPU/rt",
-                },
-            ],
-            about: "`tcp_echo`'s client and checks against two server threads, nothing pinned: \
-                    evloop = `evloop::multi::run(2, ..)`, a loop per thread, each accepting on \
-                    its own `SO_REUSEPORT` listener on the same port (the kernel spreads the 50 \
-                    connections) with one task per connection; the tokio-spawn column is \
-                    tokio's multi-thread runtime with 2 workers (one listener, `tokio::spawn`, \
-                    work stealing). CPU: the two server threads' (evloop: each loop thread's \
-                    at the last close; tokio: each worker's at its exit).",
-            run: crate::tcp_multi::run,
-            warm_up: false,
-        },
-        Workload {
-            name: "http_hello",
-            metrics: &[
-                Metric {
-                    name: "http_hello",
-                    unit: "µs/req",
-                },
-                Metric {
-                    name: "http_hello_cpu",
-                    unit: "µs CPU/req",
-                },
-                Metric {
-                    name: "http_hello_zerofill",
-                    unit: "µs/req",
-                },
-                Metric {
-                    name: "http_hello_zerofill_cpu",
-                    unit: "µs CPU/req",
-                },
-            ],
-            about: "hyper 1.x's HTTP/1.1 server answering `Hello, world!` on 50 keep-alive \
-                    connections; server thread pinned to CPU 0, one in-process client (a std \
-                    thread with blocking sockets, CPU 1) writes a GET on every connection, then \
-                    reads and checks every response, for a fixed time (2 s, 1 s with --quick). \
-                    `http_hello` is wall time per request (1 / throughput), `http_hello_cpu` the \
-                    server thread's CPU time per request. The same hyper code everywhere \
-                    (`http1::Builder` with the runtime's timer, `service_fn`); the glue: evloop \
-                    `evloop::hyper::{HyperIo, EvloopTimer}`, tokio hyper-util's \
-                    `TokioIo`/`TokioTimer` (`spawn_local` / `spawn`), smol smol-hyper's \
-                    `FuturesIo`/`SmolTimer` on `async_io::Async` + LocalExecutor. The \
-                    `_zerofill` rows run evloop with smol-hyper's `FuturesIo` (zero-fills \
-                    hyper's read buffer before every read) instead of `HyperIo`, against the same \
-                    peer samples. Check: every response is a 200 with the body, and the server \
-                    answered exactly as many requests as the client got responses.",
-            run: crate::http::run,
-            warm_up: false,
-        },
     ]
+    .into_iter()
+    .chain(crate::tcp::workloads())
+    .chain(crate::http::workloads())
+    .collect()
 }
 
 /// Calls `$f::<R>($args)` for the runtime `$kind`.
