@@ -44,8 +44,9 @@ pub struct TaskInfo {
     pub name: String,
     /// What it is doing.
     pub state: TaskState,
-    /// Where it was created (the `create_task`/`spawn`/`LoopHandle::spawn` call); `None` for
-    /// `run_until_complete`'s main task.
+    /// Where it was created (the `create_task`/`spawn`/`LoopHandle::spawn` call; for a run's
+    /// main task, the `run_until_complete`/`evloop::run` call); `None` where the creator did
+    /// not say (a task made with the raw `task::spawn_local` and registered by hand).
     pub spawned_at: Option<&'static Location<'static>>,
     /// The task its latest poll left it waiting for (a `Task` or `TaskRef` it awaits), if any;
     /// of several awaited at once (a `gather`), the last one polled. A task that woke itself

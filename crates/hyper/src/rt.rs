@@ -86,7 +86,8 @@ impl hyper::rt::Timer for EvloopTimer {
         Box::pin(EvloopSleep::until(deadline))
     }
 
-    /// Moves an [`EvloopSleep`] in place (no new allocation); any other sleep is replaced.
+    /// Moves an [`EvloopSleep`] to the new deadline without boxing a new sleep (its timer is
+    /// re-armed at the next poll); any other sleep is replaced.
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<EvloopSleep>() {
             Some(mut ours) => ours.as_mut().reset(new_deadline),

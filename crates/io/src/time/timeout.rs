@@ -49,7 +49,9 @@ impl From<Elapsed> for std::io::Error {
 ///   unawaited `Task` only detaches: for asyncio's `wait_for(task, d)` to the letter (a done
 ///   task's result even with a zero timeout, the task cancelled in every other case), use
 ///   [`wait_for_task`]; to keep a task running past the deadline (asyncio's
-///   `wait_for(shield(task), d)`), pass `&mut task`.
+///   `wait_for(shield(task), d)`), pass `&mut task` — and keep in mind that the handle has
+///   been awaited now: dropping it later, before its task ends, still cancels the task, so
+///   call [`Task::detach`](evloop_core::Task::detach) if it should outlive the handle.
 /// - **Nested timeouts that expire together**: the outermost reports `Elapsed`, the inner
 ///   ones are dropped with the work, unpolled, without claiming it (asyncio: the inner
 ///   `timeout` re-raises the `CancelledError`, only the outer one turns it into
