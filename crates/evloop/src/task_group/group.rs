@@ -90,10 +90,8 @@ impl<E: 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
-        let Some(lp) = evloop_core::running_loop() else {
-            panic!("no running event loop (TaskGroup::spawn must be called on a running loop)");
-        };
-        self.core.spawn_child(&lp, future, |out, _| out)
+        self.core
+            .spawn_on_running("TaskGroup::spawn", future, |out, _| out)
     }
 
     /// Cancels every child (as a failure would, but without being one): `wait` then returns

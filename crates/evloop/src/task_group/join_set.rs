@@ -91,10 +91,9 @@ impl<T: 'static, E: 'static> JoinSet<T, E> {
     where
         F: Future<Output = T> + 'static,
     {
-        let Some(lp) = evloop_core::running_loop() else {
-            panic!("no running event loop (JoinSet::spawn must be called on a running loop)");
-        };
-        self.core.spawn_child(&lp, future, Core::collect).as_ref()
+        self.core
+            .spawn_on_running("JoinSet::spawn", future, Core::collect)
+            .as_ref()
     }
 
     /// The outcome of the next child to finish, in the order they finished: `Ok(value)`, or

@@ -122,10 +122,8 @@ impl<E: 'static> TaskScope<E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
-        let Some(lp) = evloop_core::running_loop() else {
-            panic!("no running event loop (TaskScope::spawn must be called on a running loop)");
-        };
-        self.core.spawn_child(&lp, future, |out, _| out)
+        self.core
+            .spawn_on_running("TaskScope::spawn", future, |out, _| out)
     }
 
     /// A handle that children may keep to spawn into this group while it runs; it refuses
