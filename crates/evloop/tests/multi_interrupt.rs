@@ -3,28 +3,18 @@
 //! process while the checks send SIGINT to it with `kill(getpid(), SIGINT)` — which the
 //! kernel may deliver to any thread, a loop thread included.
 
+mod mainthread;
+
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, mpsc};
 use std::time::Duration;
 
 use evloop::multi::{self, MultiError};
-
-type Check = (&'static str, fn() -> Result<(), String>);
+use mainthread::{Check, ensure, interrupt_self, run_checks};
 
 /// How long a check may take before the process is ended as hung.
 const BOUND: Duration = Duration::from_secs(60);
-
-fn ensure(cond: bool, what: impl Into<String>) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(what.into()) }
-}
-
-fn interrupt_self() {
-    let me = rustix::process::getpid();
-    if let Err(e) = rustix::process::kill_process(me, rustix::process::Signal::INT) {
-        eprintln!("kill(getpid(), SIGINT): {e}");
-    }
-}
 
 /// Counts the drops of the futures holding it.
 struct DropCount(Arc<AtomicUsize>);
@@ -134,21 +124,7 @@ fn main() -> ExitCode {
             std::process::exit(101);
         }
     });
-    let mut failed = 0;
-    for (name, check) in checks {
-        match check() {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
+    let code = run_checks(checks, || {});
     drop(done);
-    println!("{} passed, {failed} failed", checks.len() - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    code
 }
