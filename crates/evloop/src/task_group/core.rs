@@ -308,30 +308,6 @@ impl<E: 'static, O: 'static> Core<E, O> {
         task
     }
 
-    /// [`spawn_child`](Core::spawn_child) on the running loop: what the groups' `spawn`
-    /// methods do. `caller` names the method in the panic message.
-    ///
-    /// # Panics
-    ///
-    /// Outside a running event loop: "no running event loop (`caller` must be called on a
-    /// running loop)".
-    #[track_caller]
-    pub(super) fn spawn_on_running<F, X>(
-        self: &Rc<Self>,
-        caller: &str,
-        future: F,
-        finish: Finish<E, O, F::Output, X>,
-    ) -> Task<X>
-    where
-        F: Future + 'static,
-        X: 'static,
-    {
-        let Some(lp) = evloop_core::running_loop() else {
-            panic!("no running event loop ({caller} must be called on a running loop)");
-        };
-        self.spawn_child(&lp, future, finish)
-    }
-
     /// The child `key` failed: record it, and — at the first failure — cancel the others from
     /// a callback on the next iteration, as asyncio's `_on_task_done` does (siblings already
     /// scheduled for this iteration take that step, and may fail too).

@@ -8,8 +8,8 @@ use std::task::Poll;
 
 use evloop_core::Task;
 
-use super::TaskGroupError;
 use super::core::Core;
+use super::{TaskGroupError, running_loop_for};
 
 /// A group of child tasks that succeed or fail together (asyncio's `TaskGroup`: structured
 /// concurrency).
@@ -91,7 +91,7 @@ impl<E: 'static> TaskGroup<E> {
         T: 'static,
     {
         self.core
-            .spawn_on_running("TaskGroup::spawn", future, |out, _| out)
+            .spawn_child(&running_loop_for("TaskGroup::spawn"), future, |out, _| out)
     }
 
     /// Cancels every child (as a failure would, but without being one): `wait` then returns

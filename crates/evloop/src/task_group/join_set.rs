@@ -8,9 +8,9 @@ use std::rc::Rc;
 
 use evloop_core::{JoinError, TaskRef};
 
-use super::TaskGroupErrors;
 use super::core::Core;
 use super::scope::{Body, CloseOnDrop, run_scope};
+use super::{TaskGroupErrors, running_loop_for};
 
 /// Runs `body` as the scope of a set of children of one output type `T`, which the body takes
 /// back as they finish with [`JoinSet::join_next`] — tokio's `JoinSet`, as a scope.
@@ -92,7 +92,7 @@ impl<T: 'static, E: 'static> JoinSet<T, E> {
         F: Future<Output = T> + 'static,
     {
         self.core
-            .spawn_on_running("JoinSet::spawn", future, Core::collect)
+            .spawn_child(&running_loop_for("JoinSet::spawn"), future, Core::collect)
             .as_ref()
     }
 
