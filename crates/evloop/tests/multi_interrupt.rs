@@ -4,35 +4,15 @@
 //! kernel may deliver to any thread, a loop thread included.
 
 mod mainthread;
+mod multiutil;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, Barrier};
 
 use evloop::multi::{self, MultiError};
 use mainthread::{Check, ensure, interrupt_self, run_checks};
-
-/// How long a check may take before the process is ended as hung.
-const BOUND: Duration = Duration::from_secs(60);
-
-/// Counts the drops of the futures holding it.
-struct DropCount(Arc<AtomicUsize>);
-
-impl Drop for DropCount {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Waits (off the loop thread) until every loop has reached `barrier`.
-async fn cross(barrier: &Arc<Barrier>) {
-    let b = barrier.clone();
-    let _ = evloop::to_thread(move || {
-        b.wait();
-    })
-    .await;
-}
+use multiutil::{DropCount, cross, watchdog};
 
 /// The first SIGINT cancels every loop's main task and the pending tasks of every loop,
 /// a loop whose future is already done included; `run` returns `Interrupted` after joining.
@@ -117,13 +97,7 @@ fn main() -> ExitCode {
         ),
     ];
     // A check that hangs (a joint shutdown that never happens) fails instead.
-    let (done, watch) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(BOUND) {
-            println!("multi_interrupt: still running after {BOUND:?}");
-            std::process::exit(101);
-        }
-    });
+    let done = watchdog("multi_interrupt");
     let code = run_checks(checks, || {});
     drop(done);
     code
