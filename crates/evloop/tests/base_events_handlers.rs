@@ -4,6 +4,8 @@
 //! a tracing subscriber. The rest of the file's cases, and the list of those left out, are in
 //! `base_events.rs`.
 
+mod envdebug;
+
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
@@ -217,44 +219,10 @@ fn test_set_exc_handler_broken() -> TestResult {
     Ok(())
 }
 
-const ENV_CHILD: &str = "EVLOOP_BASE_EVENTS_ENV_CHILD";
-
+/// CPython's test_env_var_debug, in the shared `envdebug` module.
 #[test]
 fn test_env_var_debug() -> TestResult {
-    if std::env::var_os(ENV_CHILD).is_some() {
-        // In the child process: the parent reads this line.
-        println!("get_debug={}", EventLoop::new()?.get_debug());
-        return Ok(());
-    }
-    // CPython runs `python -c` with PYTHONASYNCIODEBUG set or not; this runs this very test
-    // in a child process with EVLOOP_DEBUG set or not. (-E and -X dev are Python's.)
-    let debug_in_child = |value: Option<&str>| -> Result<String, Box<dyn std::error::Error>> {
-        let mut cmd = std::process::Command::new(std::env::current_exe()?);
-        cmd.args([
-            "--exact",
-            "test_env_var_debug",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ENV_CHILD, "1");
-        match value {
-            Some(v) => cmd.env("EVLOOP_DEBUG", v),
-            None => cmd.env_remove("EVLOOP_DEBUG"),
-        };
-        let out = cmd.output()?;
-        assert!(out.status.success(), "{out:?}");
-        let stdout = String::from_utf8(out.stdout)?;
-        // The harness prints "test test_env_var_debug ... " on the same line.
-        let at = stdout
-            .find("get_debug=")
-            .ok_or(format!("no answer: {stdout:?}"))?;
-        let answer = stdout[at..].split_whitespace().next().unwrap_or_default();
-        Ok(answer.to_string())
-    };
-    assert_eq!(debug_in_child(None)?, "get_debug=false");
-    assert_eq!(debug_in_child(Some(""))?, "get_debug=false");
-    assert_eq!(debug_in_child(Some("1"))?, "get_debug=true");
-    Ok(())
+    envdebug::test_env_var_debug("EVLOOP_BASE_EVENTS_ENV_CHILD")
 }
 
 fn stop_loop_cb() {

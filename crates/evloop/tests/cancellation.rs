@@ -96,6 +96,17 @@ fn run_briefly(lp: &EventLoop) {
     lp.run_forever().unwrap();
 }
 
+/// CPython's `self.assertRaises(asyncio.CancelledError, loop.run_until_complete, t)`: runs
+/// `t` to its end and checks that it ended cancelled.
+#[track_caller]
+fn assert_run_cancelled<T: std::fmt::Debug>(
+    lp: &EventLoop,
+    t: impl Future<Output = Result<T, JoinError>>,
+) {
+    let out = lp.run_until_complete(t).unwrap();
+    assert!(out.unwrap_err().is_cancelled());
+}
+
 #[test]
 fn test_task_cancel_message_getter() {
     let lp = EventLoop::new().unwrap();
@@ -165,12 +176,7 @@ fn test_cancelling() {
     // As in 3.11, a second request also returns true.
     assert!(t.cancel());
     assert_eq!(t.cancelling(), 2);
-    assert!(
-        lp.run_until_complete(t)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, t);
     lp.close().unwrap();
 }
 
@@ -273,12 +279,7 @@ fn test_cancel() {
         r.cancel();
     });
     let t_ref = t.as_ref();
-    assert!(
-        lp.run_until_complete(t)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, t);
     assert!(t_ref.is_done());
     assert!(t_ref.is_cancelled());
     assert!(!t_ref.cancel());
@@ -334,12 +335,7 @@ fn test_cancel_yield() {
     run_briefly(&lp); // start coro
     t.cancel();
     let r = t.as_ref();
-    assert!(
-        lp.run_until_complete(t)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, t);
     assert!(r.is_done());
     assert!(r.is_cancelled());
     assert!(!r.cancel());
@@ -376,12 +372,7 @@ fn test_cancel_both_task_and_inner_future() {
     f_ref.cancel();
     t.cancel();
     let r = t.as_ref();
-    assert!(
-        lp.run_until_complete(t)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, t);
     assert!(r.is_done());
     assert!(f_ref.is_cancelled());
     assert!(r.is_cancelled());
@@ -422,12 +413,7 @@ fn test_cancel_current_task() {
     });
     assert!(!t.is_cancelled());
     let r = t.as_ref();
-    assert!(
-        lp.run_until_complete(t)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, t);
     assert!(r.is_done());
     assert!(r.is_cancelled());
     assert!(!r.cancel());
@@ -443,12 +429,7 @@ fn test_cancel_at_end() {
     });
     assert!(!t.is_cancelled());
     let r = t.as_ref();
-    assert!(
-        lp.run_until_complete(t)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, t);
     assert!(r.is_done());
     assert!(r.is_cancelled());
     assert!(!r.cancel());
@@ -473,12 +454,7 @@ fn test_cancel_awaited_task() {
         let _ = nested_task.await;
     });
     let r = task.as_ref();
-    assert!(
-        lp.run_until_complete(task)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, task);
     assert!(r.is_cancelled());
     let nested = nested_slot.borrow_mut().take().unwrap();
     lp.run_until_complete(async {}).unwrap();
@@ -532,12 +508,7 @@ fn test_task_cancel_waiter_future() {
     run_briefly(&lp);
     task.cancel();
     run_briefly(&lp);
-    assert!(
-        lp.run_until_complete(task)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, task);
     assert!(fut.cancelled());
 }
 
@@ -611,12 +582,7 @@ fn test_shield_cancel_inner() {
     run_briefly(&lp);
     inner_ref.cancel();
     run_briefly(&lp);
-    assert!(
-        lp.run_until_complete(outer)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, outer);
 }
 
 /// Cancelling the outer side (the task awaiting the shield) leaves the inner task alone.
@@ -662,12 +628,7 @@ fn test_shield_effect() {
     });
     run_briefly(&lp);
     f.cancel();
-    assert!(
-        lp.run_until_complete(f)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_run_cancelled(&lp, f);
     waiter.open();
     run_briefly(&lp);
     assert_eq!(proof.get(), 1);

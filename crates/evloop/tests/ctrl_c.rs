@@ -8,6 +8,9 @@
 //! the child printed and how it ended. A watchdog kills a child that hangs, so a regression
 //! fails instead of hanging.
 
+mod exampleutil;
+
+use exampleutil::build_example;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, ExitStatus, Stdio};
@@ -246,44 +249,8 @@ fn killed_by_sigint(status: ExitStatus) -> bool {
     status.signal() == Some(SIGINT)
 }
 
-/// Builds the `ctrl_c` example with the cargo that runs these tests, and returns its path.
-fn build_example() -> Result<std::path::PathBuf, String> {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "-p",
-        "evloop",
-        "--example",
-        "ctrl_c",
-        "--message-format=json",
-    ]);
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cargo build: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cargo build --example ctrl_c: {}", out.status));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let key = "\"executable\":\"";
-    stdout
-        .lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
-        .filter_map(|l| {
-            let start = l.find(key)? + key.len();
-            let end = l[start..].find('"')? + start;
-            Some(l[start..end].to_owned())
-        })
-        .find(|p| p.ends_with("/examples/ctrl_c"))
-        .map(std::path::PathBuf::from)
-        .ok_or_else(|| "cargo did not report the example's executable".to_owned())
-}
-
 fn example_is_interrupted() -> Result<(), String> {
-    let exe = build_example()?;
+    let exe = build_example("ctrl_c", &[])?;
     let mut cmd = Command::new(exe);
     cmd.arg("3600");
     let mut p = Proc::spawn(cmd)?;

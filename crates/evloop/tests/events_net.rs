@@ -11,43 +11,17 @@
 mod netutil;
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 
 use evloop::net::{ListenOptions, TcpListener};
 use evloop::protocol::{
     Protocol, Transport, create_connection, create_server, create_server_on, create_server_with,
     create_unix_connection, create_unix_server,
 };
-use evloop::{EventLoop, ExceptionContext};
-use netutil::{RemoveOnDrop, temp_socket_path};
+use netutil::{RemoveOnDrop, Watch, new_loop, temp_socket_path};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Wakes whoever waits for a condition on the protocol's state, each time it may have changed.
-#[derive(Clone, Default)]
-struct Watch(Rc<RefCell<Vec<Waker>>>);
-
-impl Watch {
-    fn notify(&self) {
-        let wakers = std::mem::take(&mut *self.0.borrow_mut());
-        wakers.into_iter().for_each(Waker::wake);
-    }
-
-    async fn until(&self, mut pred: impl FnMut() -> bool) {
-        poll_fn(|cx| {
-            if pred() {
-                Poll::Ready(())
-            } else {
-                self.0.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await;
-    }
-}
 
 /// The state of CPython's MyBaseProto, shared by the test and the protocol object(s).
 struct ProtoState {
@@ -127,19 +101,6 @@ impl Protocol for MyProto {
         self.s.state.set("CLOSED");
         self.s.watch.notify();
     }
-}
-
-/// A loop whose exception handler collects what it is told (a failed state assertion in a
-/// protocol callback is a panic, reported there): each test checks it stayed empty.
-fn new_loop() -> io::Result<(EventLoop, Rc<RefCell<Vec<String>>>)> {
-    let lp = EventLoop::new().map_err(io::Error::from)?;
-    let seen = Rc::new(RefCell::new(Vec::new()));
-    let s = seen.clone();
-    lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ExceptionContext| {
-        s.borrow_mut()
-            .push(format!("{}: {:?}", ctx.message(), ctx.panic_message()));
-    }));
-    Ok((lp, seen))
 }
 
 /// One HTTP/1.0 exchange, as `run_test_server`'s handler does: read the request, answer, close.

@@ -3,56 +3,20 @@
 //! real UDP sockets on the loopback. The stream cases are in `events_net.rs`; the loop cases
 //! and the list of what was left out of test_events.py are in `events.rs`.
 
+mod netutil;
+
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 
 use evloop::net::UdpSocket;
 use evloop::protocol::{
     DatagramProtocol, DatagramTransport, create_datagram_endpoint, create_datagram_endpoint_on,
 };
-use evloop::{EventLoop, ExceptionContext};
+use netutil::{Watch, new_loop};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Wakes whoever waits for a condition on the protocol's state, each time it may have changed.
-#[derive(Clone, Default)]
-struct Watch(Rc<RefCell<Vec<Waker>>>);
-
-impl Watch {
-    fn notify(&self) {
-        let wakers = std::mem::take(&mut *self.0.borrow_mut());
-        wakers.into_iter().for_each(Waker::wake);
-    }
-
-    async fn until(&self, mut pred: impl FnMut() -> bool) {
-        poll_fn(|cx| {
-            if pred() {
-                Poll::Ready(())
-            } else {
-                self.0.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await;
-    }
-}
-
-/// A loop whose exception handler collects what it is told (a failed state assertion in a
-/// protocol callback is a panic, reported there): each test checks it stayed empty.
-fn new_loop() -> io::Result<(EventLoop, Rc<RefCell<Vec<String>>>)> {
-    let lp = EventLoop::new().map_err(io::Error::from)?;
-    let seen = Rc::new(RefCell::new(Vec::new()));
-    let s = seen.clone();
-    lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ExceptionContext| {
-        s.borrow_mut()
-            .push(format!("{}: {:?}", ctx.message(), ctx.panic_message()));
-    }));
-    Ok((lp, seen))
-}
 
 /// The state of CPython's MyDatagramProto; `echo` makes it TestMyDatagramProto (answers
 /// each datagram with `resp:` + data).

@@ -14,6 +14,8 @@
 //!   get_event_loop call it (for the Unix child watcher); an internal call no wrapper sees.
 //! - test_get_event_loop_new_process: needs a ProcessPoolExecutor (no process pool in evloop).
 
+mod mainthread;
+
 use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use evloop::{
     DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy, get_event_loop,
     get_event_loop_policy, get_running_loop, new_event_loop, set_event_loop, set_event_loop_policy,
 };
+use mainthread::run_checks;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -237,22 +240,8 @@ fn main() -> ExitCode {
             test_get_event_loop_returns_running_loop2,
         ),
     ];
-    let mut failed = 0;
-    for (name, test) in tests {
-        set_event_loop_policy(None); // a fresh default policy for each test
-        match test() {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
+    // A fresh default policy for each test.
+    let code = run_checks(tests, || set_event_loop_policy(None));
     set_event_loop_policy(None);
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    code
 }

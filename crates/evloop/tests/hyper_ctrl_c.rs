@@ -5,6 +5,9 @@
 //! the idle connection, says `shutting down` and `served 1 connection(s)`, and exits with
 //! status 0. A watchdog kills a child that hangs, so a regression fails instead of hanging.
 
+mod exampleutil;
+
+use exampleutil::build_example;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
@@ -13,44 +16,6 @@ use std::time::Duration;
 
 /// How long the child may take, all in all (generous: a loaded 2-core CI).
 const WATCHDOG: Duration = Duration::from_secs(120);
-
-/// Builds the example with `--features hyper` and returns its path.
-fn build_example() -> Result<std::path::PathBuf, String> {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "-p",
-        "evloop",
-        "--features",
-        "hyper",
-        "--example",
-        "hyper_hello",
-        "--message-format=json",
-    ]);
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cargo build: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cargo build --example hyper_hello: {}", out.status));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let key = "\"executable\":\"";
-    stdout
-        .lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
-        .filter_map(|l| {
-            let start = l.find(key)? + key.len();
-            let end = l[start..].find('"')? + start;
-            Some(l[start..end].to_owned())
-        })
-        .find(|p| p.ends_with("/examples/hyper_hello"))
-        .map(std::path::PathBuf::from)
-        .ok_or_else(|| "cargo did not report the example's executable".to_owned())
-}
 
 /// Kills the child with SIGKILL unless told that it is done within `WATCHDOG`.
 fn watchdog(pid: u32) -> mpsc::Sender<()> {
@@ -153,7 +118,7 @@ fn ctrl_c_shuts_the_example_down_gracefully(child: &mut Child) -> Result<(), Str
 
 fn main() -> ExitCode {
     let name = "ctrl_c_shuts_the_example_down_gracefully";
-    let outcome = build_example().and_then(|exe| {
+    let outcome = build_example("hyper_hello", &["hyper"]).and_then(|exe| {
         let mut child = Command::new(exe)
             .arg("127.0.0.1:0")
             .stdout(Stdio::piped())

@@ -2,6 +2,8 @@
 //! joint shutdown on the first error or panic. (Ctrl-C: `multi_interrupt.rs`.) Real threads
 //! and sockets; every wait is on a real event, bounded by a generous timeout.
 
+mod multiutil;
+
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -12,44 +14,8 @@ use std::time::Duration;
 
 use evloop::multi::{self, Builder, MultiError};
 use evloop::{Error, LoopFuture};
+use multiutil::{BOUND, DropCount, cross, watchdog};
 use socket2::{Domain, Protocol, Socket, Type};
-
-/// How long a test waits for anything before it fails instead of hanging.
-const BOUND: Duration = Duration::from_secs(60);
-
-/// Counts the drops of the values holding it: a future that owns one and is dropped before
-/// it completes was cancelled.
-struct DropCount(Arc<AtomicUsize>);
-
-impl Drop for DropCount {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Waits (off the loop thread) until `barrier` is passed by all.
-async fn cross(barrier: &Arc<Barrier>) {
-    let b = barrier.clone();
-    evloop::to_thread(move || {
-        b.wait();
-    })
-    .await
-    .expect("the barrier thread does not panic");
-}
-
-/// Ends the test process if the test is not over within [`BOUND`] (the guard it returns is
-/// dropped): a joint shutdown that does not happen hangs `run`, and must fail instead.
-#[must_use]
-fn watchdog(test: &'static str) -> mpsc::Sender<()> {
-    let (tx, rx) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(BOUND) {
-            eprintln!("{test}: still running after {BOUND:?}");
-            std::process::exit(101);
-        }
-    });
-    tx
-}
 
 thread_local! {
     /// On each loop thread of the spreading test: resolved when every connection is accepted.

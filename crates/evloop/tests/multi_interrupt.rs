@@ -3,46 +3,16 @@
 //! process while the checks send SIGINT to it with `kill(getpid(), SIGINT)` — which the
 //! kernel may deliver to any thread, a loop thread included.
 
+mod mainthread;
+mod multiutil;
+
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, Barrier};
 
 use evloop::multi::{self, MultiError};
-
-type Check = (&'static str, fn() -> Result<(), String>);
-
-/// How long a check may take before the process is ended as hung.
-const BOUND: Duration = Duration::from_secs(60);
-
-fn ensure(cond: bool, what: impl Into<String>) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(what.into()) }
-}
-
-fn interrupt_self() {
-    let me = rustix::process::getpid();
-    if let Err(e) = rustix::process::kill_process(me, rustix::process::Signal::INT) {
-        eprintln!("kill(getpid(), SIGINT): {e}");
-    }
-}
-
-/// Counts the drops of the futures holding it.
-struct DropCount(Arc<AtomicUsize>);
-
-impl Drop for DropCount {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Waits (off the loop thread) until every loop has reached `barrier`.
-async fn cross(barrier: &Arc<Barrier>) {
-    let b = barrier.clone();
-    let _ = evloop::to_thread(move || {
-        b.wait();
-    })
-    .await;
-}
+use mainthread::{Check, ensure, interrupt_self, run_checks};
+use multiutil::{DropCount, cross, watchdog};
 
 /// The first SIGINT cancels every loop's main task and the pending tasks of every loop,
 /// a loop whose future is already done included; `run` returns `Interrupted` after joining.
@@ -127,28 +97,8 @@ fn main() -> ExitCode {
         ),
     ];
     // A check that hangs (a joint shutdown that never happens) fails instead.
-    let (done, watch) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(BOUND) {
-            println!("multi_interrupt: still running after {BOUND:?}");
-            std::process::exit(101);
-        }
-    });
-    let mut failed = 0;
-    for (name, check) in checks {
-        match check() {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
+    let done = watchdog("multi_interrupt");
+    let code = run_checks(checks, || {});
     drop(done);
-    println!("{} passed, {failed} failed", checks.len() - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    code
 }

@@ -4,15 +4,12 @@
 //! `set_event_loop` was never called there — and `run()` calls it (to set its loop, then to
 //! unset it), so after a `run()` the main thread has no current loop.
 
+mod mainthread;
+
 use std::process::ExitCode;
 
 use evloop::Error;
-
-type Check = (&'static str, fn() -> Result<(), String>);
-
-fn ensure(cond: bool, what: impl Into<String>) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(what.into()) }
-}
+use mainthread::{Check, ensure, run_checks};
 
 fn run_on_main_then_no_current_loop() -> Result<(), String> {
     let lp = evloop::run(async { evloop::get_running_loop() })
@@ -65,21 +62,6 @@ fn main() -> ExitCode {
         ),
         ("runs_repeat_on_main", runs_repeat_on_main),
     ];
-    let mut failed = 0;
-    for (name, check) in checks {
-        evloop::set_event_loop_policy(None); // a fresh default policy for each check
-        match check() {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
-    println!("{} passed, {failed} failed", checks.len() - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    // A fresh default policy for each check.
+    run_checks(checks, || evloop::set_event_loop_policy(None))
 }

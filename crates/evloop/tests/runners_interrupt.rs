@@ -9,25 +9,15 @@
 //!
 //! All three `test_interrupt_*` cases are here.
 
+mod mainthread;
+
 use std::cell::Cell;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::{Error, Runner};
-
-type Check = (&'static str, fn() -> Result<(), String>);
-
-fn ensure(cond: bool, what: impl Into<String>) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(what.into()) }
-}
-
-fn interrupt_self() {
-    let me = rustix::process::getpid();
-    if let Err(e) = rustix::process::kill_process(me, rustix::process::Signal::INT) {
-        eprintln!("kill(getpid(), SIGINT): {e}");
-    }
-}
+use mainthread::{Check, ensure, interrupt_self, run_checks};
 
 /// Sets its flag when dropped: the future that owns it was cancelled.
 struct Cancelled(Rc<Cell<bool>>);
@@ -141,20 +131,5 @@ fn main() -> ExitCode {
             test_interrupt_cancelled_task,
         ),
     ];
-    let mut failed = 0;
-    for (name, check) in checks {
-        match check() {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(why) => {
-                failed += 1;
-                println!("test {name} ... FAILED: {why}");
-            }
-        }
-    }
-    println!("{} passed, {failed} failed", checks.len() - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    run_checks(checks, || {})
 }

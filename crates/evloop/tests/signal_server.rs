@@ -4,6 +4,8 @@
 //! The example is built with the cargo that runs these tests. The parent side is written
 //! with evloop itself (`evloop::process`, `evloop::net`), every wait under a timeout.
 
+mod exampleutil;
+
 use std::io;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use evloop::net::TcpStream;
 use evloop::process::Command;
+use exampleutil::build_example;
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, StreamExt};
 
@@ -19,46 +22,11 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// Builds the example once (with `cargo build --message-format=json`) and returns its path.
+/// Builds the example once and returns its path.
 fn example() -> Result<PathBuf, String> {
     static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-p",
-            "evloop",
-            "--example",
-            "signal_server",
-            "--message-format=json",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cargo build: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "cargo build --example signal_server: {}",
-                out.status
-            ));
-        }
-        let key = "\"executable\":\"";
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
-            .filter_map(|l| {
-                let start = l.find(key)? + key.len();
-                let end = l[start..].find('"')? + start;
-                Some(l[start..end].to_owned())
-            })
-            .find(|p| p.ends_with("/examples/signal_server"))
-            .map(PathBuf::from)
-            .ok_or_else(|| "cargo did not report the example's executable".to_owned())
-    })
-    .clone()
+    PATH.get_or_init(|| build_example("signal_server", &[]))
+        .clone()
 }
 
 /// Starts the server, echoes a line through it, sends `signal` with `kill`, and checks that

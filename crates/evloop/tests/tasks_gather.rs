@@ -43,6 +43,8 @@
 //!   no `as_completed` (`wait(.., ReturnWhen::FirstCompleted)` in a loop is its form).
 #![allow(clippy::unwrap_used)]
 
+mod envdebug;
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -407,45 +409,10 @@ fn test_cancel_gather_1() {
     assert_eq!(out.unwrap(), [42]);
 }
 
-const ENV_CHILD: &str = "EVLOOP_TASKS_GATHER_ENV_CHILD";
-
 /// GatherTestsBase.test_env_var_debug: asyncio's debug mode follows PYTHONASYNCIODEBUG;
-/// evloop's follows EVLOOP_DEBUG. CPython runs `python -c`; this runs this very test in a
-/// child process with the variable set or not. (-E and -X dev are Python's options.)
+/// evloop's follows EVLOOP_DEBUG (the case is in the shared `envdebug` module, which also
+/// serves base_events_handlers.rs).
 #[test]
 fn test_env_var_debug() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::var_os(ENV_CHILD).is_some() {
-        // In the child process: the parent reads this line.
-        println!("get_debug={}", EventLoop::new()?.get_debug());
-        return Ok(());
-    }
-    let debug_in_child = |value: Option<&str>| -> Result<String, Box<dyn std::error::Error>> {
-        let mut cmd = std::process::Command::new(std::env::current_exe()?);
-        cmd.args([
-            "--exact",
-            "test_env_var_debug",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ENV_CHILD, "1");
-        match value {
-            Some(v) => cmd.env("EVLOOP_DEBUG", v),
-            None => cmd.env_remove("EVLOOP_DEBUG"),
-        };
-        let out = cmd.output()?;
-        assert!(out.status.success(), "{out:?}");
-        let stdout = String::from_utf8(out.stdout)?;
-        let at = stdout
-            .find("get_debug=")
-            .ok_or(format!("no answer: {stdout:?}"))?;
-        Ok(stdout[at..]
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string())
-    };
-    assert_eq!(debug_in_child(None)?, "get_debug=false");
-    assert_eq!(debug_in_child(Some(""))?, "get_debug=false");
-    assert_eq!(debug_in_child(Some("1"))?, "get_debug=true");
-    Ok(())
+    envdebug::test_env_var_debug("EVLOOP_TASKS_GATHER_ENV_CHILD")
 }

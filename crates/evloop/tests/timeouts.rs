@@ -21,6 +21,8 @@
 //!   in any future on a running loop (every test here runs one in run()'s main future).
 //! - test_timeout_taskgroup: `ExceptionGroup` and chaining.
 
+mod timeoututil;
+
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -28,15 +30,10 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use evloop::{
-    JoinError, LoopFuture, RescheduleError, TaskRef, TimeoutHandle, sleep, spawn, timeout,
-    timeout_scope, timeout_scope_at,
+    LoopFuture, RescheduleError, TimeoutHandle, sleep, spawn, timeout, timeout_scope,
+    timeout_scope_at,
 };
-
-const MS: Duration = Duration::from_millis(1);
-
-/// How long a test waits for what must happen at once before it fails. Not a sleep: the wait
-/// ends as soon as the awaited thing does.
-const BOUND: Duration = Duration::from_secs(10);
+use timeoututil::{BOUND, MS, create_future, ended};
 
 /// Sets its flag when dropped before [`OnCancel::done`]: `except CancelledError: flag = True;
 /// raise`.
@@ -64,20 +61,6 @@ impl Drop for OnCancel {
             self.flag.set(true);
         }
     }
-}
-
-/// `loop.create_future()` on the running loop.
-fn create_future<T: 'static>() -> LoopFuture<T> {
-    evloop::get_running_loop()
-        .expect("a running loop")
-        .create_future()
-}
-
-/// Awaits the end of the task behind `task` (bounded by [`BOUND`]) and returns its outcome.
-async fn ended(task: &TaskRef) -> Result<(), JoinError> {
-    timeout(BOUND, task.clone())
-        .await
-        .expect("the task did not end in time")
 }
 
 fn past(d: Duration) -> Instant {

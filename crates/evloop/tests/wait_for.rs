@@ -21,6 +21,8 @@
 //! at once: dropping the awaited `Task` cancels it, and its future is dropped at its next
 //! scheduling point. Those tests await a `TaskRef` of the task (bounded) before checking it.
 
+mod timeoututil;
+
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::rc::Rc;
@@ -28,20 +30,15 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use evloop::{
-    Elapsed, JoinError, LoopFuture, ReturnWhen, Shield, TaskRef, sleep, spawn, timeout, timeout_at,
-    timeout_scope, yield_now,
+    Elapsed, JoinError, ReturnWhen, Shield, sleep, spawn, timeout, timeout_at, timeout_scope,
+    yield_now,
 };
-
-const MS: Duration = Duration::from_millis(1);
+use timeoututil::{BOUND, MS, create_future, ended};
 
 /// CPython's `_EPSILON` (0.1 ms), "a very small timeout: it passes `timeout > 0`". One
 /// millisecond here, so that a loaded machine's pause between making the timeout and its
 /// first poll does not turn it into a zero timeout.
 const EPSILON: Duration = Duration::from_millis(1);
-
-/// How long a test waits for what must happen at once before it fails. Not a sleep: the wait
-/// ends as soon as the awaited thing does.
-const BOUND: Duration = Duration::from_secs(10);
 
 /// Sets its flag when dropped: a Rust future's `finally`.
 struct OnDrop(Rc<Cell<bool>>);
@@ -50,20 +47,6 @@ impl Drop for OnDrop {
     fn drop(&mut self) {
         self.0.set(true);
     }
-}
-
-/// `loop.create_future()` on the running loop.
-fn create_future<T: 'static>() -> LoopFuture<T> {
-    evloop::get_running_loop()
-        .expect("a running loop")
-        .create_future()
-}
-
-/// Awaits the end of the task behind `task` (bounded by [`BOUND`]) and returns its outcome.
-async fn ended(task: &TaskRef) -> Result<(), JoinError> {
-    timeout(BOUND, task.clone())
-        .await
-        .expect("the task did not end in time")
 }
 
 /// CPython's `SlowTask`: runs for `TASK_TIMEOUT`. The Python one ignores cancel requests, which a

@@ -8,8 +8,8 @@ use std::task::Poll;
 
 use evloop_core::Task;
 
-use super::TaskGroupError;
 use super::core::Core;
+use super::{TaskGroupError, running_loop_for};
 
 /// A group of child tasks that succeed or fail together (asyncio's `TaskGroup`: structured
 /// concurrency).
@@ -90,10 +90,8 @@ impl<E: 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
-        let Some(lp) = evloop_core::running_loop() else {
-            panic!("no running event loop (TaskGroup::spawn must be called on a running loop)");
-        };
-        self.core.spawn_child(&lp, future, |out, _| out)
+        self.core
+            .spawn_child(&running_loop_for("TaskGroup::spawn"), future, |out, _| out)
     }
 
     /// Cancels every child (as a failure would, but without being one): `wait` then returns

@@ -8,9 +8,9 @@ use std::rc::Rc;
 
 use evloop_core::{JoinError, TaskRef};
 
-use super::TaskGroupErrors;
 use super::core::Core;
 use super::scope::{Body, CloseOnDrop, run_scope};
+use super::{TaskGroupErrors, running_loop_for};
 
 /// Runs `body` as the scope of a set of children of one output type `T`, which the body takes
 /// back as they finish with [`JoinSet::join_next`] — tokio's `JoinSet`, as a scope.
@@ -91,10 +91,9 @@ impl<T: 'static, E: 'static> JoinSet<T, E> {
     where
         F: Future<Output = T> + 'static,
     {
-        let Some(lp) = evloop_core::running_loop() else {
-            panic!("no running event loop (JoinSet::spawn must be called on a running loop)");
-        };
-        self.core.spawn_child(&lp, future, Core::collect).as_ref()
+        self.core
+            .spawn_child(&running_loop_for("JoinSet::spawn"), future, Core::collect)
+            .as_ref()
     }
 
     /// The outcome of the next child to finish, in the order they finished: `Ok(value)`, or

@@ -16,7 +16,7 @@ mod scope;
 
 use std::any::Any;
 
-use evloop_core::{ExceptionContext, TaskRef};
+use evloop_core::{EventLoop, ExceptionContext, TaskRef};
 
 pub use errors::{SpawnError, TaskGroupError, TaskGroupErrors};
 pub use group::TaskGroup;
@@ -25,6 +25,20 @@ pub use scope::{TaskScope, TaskSpawner, task_group};
 
 /// A panic payload.
 type Payload = Box<dyn Any + Send + 'static>;
+
+/// The running loop, for a group's `spawn` method named `caller`.
+///
+/// # Panics
+///
+/// Outside a running event loop: "no running event loop (`caller` must be called on a
+/// running loop)".
+#[track_caller]
+fn running_loop_for(caller: &str) -> EventLoop {
+    let Some(lp) = evloop_core::running_loop() else {
+        panic!("no running event loop ({caller} must be called on a running loop)");
+    };
+    lp
+}
 
 /// Hands a failure nobody can receive any more to the running loop's exception handler (or
 /// logs it when no loop runs).

@@ -12,7 +12,7 @@ use std::task::Poll;
 use evloop_core::Task;
 
 use super::core::Core;
-use super::{Payload, SpawnError, TaskGroupError, TaskGroupErrors, report};
+use super::{Payload, SpawnError, TaskGroupError, TaskGroupErrors, report, running_loop_for};
 
 /// Runs `body` as the scope of a new task group and returns when the body **and every child**
 /// have ended: asyncio's `async with asyncio.TaskGroup() as g: ...` with Rust's shapes.
@@ -122,10 +122,8 @@ impl<E: 'static> TaskScope<E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
-        let Some(lp) = evloop_core::running_loop() else {
-            panic!("no running event loop (TaskScope::spawn must be called on a running loop)");
-        };
-        self.core.spawn_child(&lp, future, |out, _| out)
+        self.core
+            .spawn_child(&running_loop_for("TaskScope::spawn"), future, |out, _| out)
     }
 
     /// A handle that children may keep to spawn into this group while it runs; it refuses

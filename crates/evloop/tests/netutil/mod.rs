@@ -8,6 +8,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 
+use evloop::{EventLoop, ExceptionContext};
+
 /// Runs `fut` with `evloop::run`, failing the test on a loop error.
 pub fn run<F: Future>(fut: F) -> F::Output {
     evloop::run(fut).expect("evloop::run")
@@ -47,6 +49,43 @@ impl Flag {
         })
         .await;
     }
+}
+
+/// Wakes whoever waits for a condition on a protocol's state, each time it may have changed
+/// (CPython's `test_utils.run_until(pred)`, woken by the protocol callbacks).
+#[derive(Clone, Default)]
+pub struct Watch(Rc<RefCell<Vec<Waker>>>);
+
+impl Watch {
+    pub fn notify(&self) {
+        let wakers = std::mem::take(&mut *self.0.borrow_mut());
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    pub async fn until(&self, mut pred: impl FnMut() -> bool) {
+        poll_fn(|cx| {
+            if pred() {
+                Poll::Ready(())
+            } else {
+                self.0.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
+/// A loop whose exception handler collects what it is told (a failed state assertion in a
+/// protocol callback is a panic, reported there): each test checks it stayed empty.
+pub fn new_loop() -> std::io::Result<(EventLoop, Rc<RefCell<Vec<String>>>)> {
+    let lp = EventLoop::new().map_err(std::io::Error::from)?;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ExceptionContext| {
+        s.borrow_mut()
+            .push(format!("{}: {:?}", ctx.message(), ctx.panic_message()));
+    }));
+    Ok((lp, seen))
 }
 
 /// A streaming 64-bit hash (word-wise, so it is quick in debug builds); the result does
