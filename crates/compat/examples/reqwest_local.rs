@@ -2,8 +2,10 @@
 //!
 //! The server is `evloop::hyper` on evloop's sockets and timers; the client is
 //! `reqwest::Client`, which needs tokio's reactor, timer and `tokio::spawn`, so every
-//! request runs inside `evloop_compat::compat(...)`. One client makes a few requests over one
-//! kept-alive connection, then the server shuts down gracefully and the program exits 0.
+//! request runs inside `evloop_compat::compat(...)`. One client makes a few requests over a
+//! kept-alive connection (now and then two: reqwest's pool gets an HTTP/1 connection back
+//! from a task on the side runtime, which the next request's connect can beat), then the
+//! server shuts down gracefully and the program exits 0.
 //!
 //! ```sh
 //! cargo run -p evloop-compat --example reqwest_local
