@@ -41,6 +41,40 @@
 //! tokio::time::sleep(d).await })`), not in the argument expression (`compat(tokio::time::sleep(d))`
 //! creates the `Sleep` before `compat` runs, outside any runtime, and panics). For the rare
 //! resource that must be built synchronously, hold [`enter`]'s guard while building it.
+//!
+//! reqwest, for one, is tested this way against an evloop hyper server (`tests/reqwest.rs`,
+//! `examples/reqwest_local.rs`). Its `send()` starts the client's timeout timer at once, so it
+//! goes inside the wrapped future too; building the `Client` needs no runtime:
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop_compat::CompatExt;
+//! # use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     evloop::run(async {
+//! #       // A one-request HTTP server on evloop (see `evloop::hyper` for a real one).
+//! #       let listener = evloop::net::TcpListener::bind("127.0.0.1:0").await?;
+//! #       let url = format!("http://{}/", listener.local_addr()?);
+//! #       evloop::spawn(async move {
+//! #           let (mut stream, _) = listener.accept().await?;
+//! #           let mut request = Vec::new();
+//! #           while !request.ends_with(b"\r\n\r\n") {
+//! #               let mut byte = [0u8];
+//! #               if stream.read(&mut byte).await? == 0 { break; }
+//! #               request.push(byte[0]);
+//! #           }
+//! #           stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi").await
+//! #       });
+//!         let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+//!         let body = async { client.get(&url).send().await?.text().await }
+//!             .compat()
+//!             .await?;
+//!         assert_eq!(body, "hi");
+//!         Ok(())
+//!     })?
+//! }
+//! ```
 #![forbid(unsafe_code)]
 
 use std::future::Future;
