@@ -173,7 +173,6 @@ pin_project_lite::pin_project! {
     /// A poll panics if the side runtime cannot be built (see [`try_handle`]), or if the
     /// future is polled again after it completed.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    #[derive(Debug)]
     pub struct Compat<F> {
         #[pin]
         inner: Option<F>,
@@ -192,6 +191,15 @@ pin_project_lite::pin_project! {
                 inner.set(None);
             }
         }
+    }
+}
+
+/// Without a bound on `F`: an `async` block is not `Debug`.
+impl<F> std::fmt::Debug for Compat<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compat")
+            .field("done", &self.inner.is_none())
+            .finish_non_exhaustive()
     }
 }
 
@@ -302,10 +310,20 @@ where
 ///
 /// Aborts the tokio task when dropped unless [detached](TokioTask::detach).
 #[must_use = "dropping a TokioTask aborts the task; call .detach() to let it run"]
-#[derive(Debug)]
 pub struct TokioTask<T> {
     join: tokio::task::JoinHandle<T>,
     detached: bool,
+}
+
+/// Without a bound on `T`: what the task returns need not be `Debug`.
+impl<T> std::fmt::Debug for TokioTask<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokioTask")
+            .field("id", &self.join.id())
+            .field("finished", &self.join.is_finished())
+            .field("detached", &self.detached)
+            .finish()
+    }
 }
 
 impl<T> TokioTask<T> {

@@ -261,3 +261,20 @@ fn compat_works_from_loops_on_several_threads() {
         assert_eq!(name.as_deref(), Some(evloop_compat::THREAD_NAME));
     }
 }
+
+/// `Compat` and `TokioTask` are `Debug` whatever they wrap (an `async` block is not `Debug`).
+#[test]
+fn compat_and_tokio_task_are_debug_for_any_future() {
+    let fut = evloop_compat::compat(async { 1 });
+    assert_eq!(format!("{fut:?}"), "Compat { done: false, .. }");
+    struct NotDebug;
+    let out = evloop::run(async {
+        let task = evloop_compat::spawn_tokio(async { NotDebug });
+        let shown = format!("{task:?}");
+        assert!(shown.starts_with("TokioTask { id: "), "{shown}");
+        let NotDebug = task.await;
+        shown
+    })
+    .unwrap();
+    assert!(out.contains("detached: false"), "{out}");
+}
