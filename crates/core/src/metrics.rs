@@ -48,6 +48,9 @@ pub struct LoopMetrics {
     pub task_polls: u64,
     /// Callbacks run: `call_soon`, timers, `call_soon_threadsafe`, fd callbacks.
     pub callbacks_run: u64,
+    /// Readiness events the reactor delivered (one per fd that became readable or writable
+    /// in a wait; a cross-thread wake of the loop is not one). Counted rather than traced.
+    pub io_events: u64,
     /// Items waiting in the ready queue right now (tasks and callbacks for the next
     /// iteration; what other threads sent and the loop has not moved over yet is not counted).
     pub ready_queue_depth: usize,
@@ -73,6 +76,7 @@ pub(crate) struct Counters {
     pub(crate) tasks_completed: Cell<u64>,
     pub(crate) task_polls: Cell<u64>,
     pub(crate) callbacks_run: Cell<u64>,
+    pub(crate) io_events: Cell<u64>,
     pub(crate) parked: Cell<Duration>,
     /// Time in runs that have ended.
     pub(crate) ran: Cell<Duration>,

@@ -421,6 +421,7 @@ fn callbacks_timers_and_fd_callbacks_are_counted_and_queues_measured() {
     let (a, b) = UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
     let fds_before = lp.metrics().fds_registered;
+    assert_eq!(lp.metrics().io_events, 0, "no fd has been ready yet");
     let fired = Rc::new(Cell::new(0u64));
     let f = fired.clone();
     let stopper = lp.clone();
@@ -451,6 +452,7 @@ fn callbacks_timers_and_fd_callbacks_are_counted_and_queues_measured() {
     // `run_until_complete` (asyncio's `_run_until_complete_cb`); not the cancelled one.
     assert!(m.callbacks_run >= 6, "{m:?}");
     assert_eq!(m.callbacks_run, 5 + fired.get(), "{m:?}");
+    assert!(m.io_events >= fired.get(), "{m:?}");
     assert_eq!(m.timers_pending, 1, "the far timer");
     far.cancel();
     assert!(reg.remove());

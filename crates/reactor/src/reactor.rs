@@ -381,15 +381,9 @@ impl Reactor {
             }));
         }
         let processed = batch.len();
+        // No event per readiness (under load that is an event per iteration): the caller
+        // counts `processed` instead (evloop-core's `LoopMetrics::io_events`).
         for (source, what) in batch.drain(..) {
-            tracing::trace!(
-                key = source.key(),
-                fd = source.raw_fd(),
-                readable = what.readable,
-                writable = what.writable,
-                read_closed = what.read_closed,
-                "event"
-            );
             source.on_event(inner, what, wake);
         }
         for waker in wake.drain(..) {

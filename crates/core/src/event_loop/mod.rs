@@ -258,6 +258,7 @@ impl EventLoop {
             tasks_alive,
             task_polls: c.task_polls.get(),
             callbacks_run: c.callbacks_run.get(),
+            io_events: c.io_events.get(),
             ready_queue_depth: inner.ready.borrow().len(),
             timers_pending: inner.timers.borrow().len(),
             fds_registered: inner.shared.reactor.registered(),

@@ -283,10 +283,10 @@ impl EventLoop {
             shared.parked.store(false, Ordering::Relaxed);
             waited
         };
-        if let Err(e) = waited {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::Io(e));
-            }
+        match waited {
+            Ok(events) => bump(&inner.counters.io_events, events as u64),
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => return Err(Error::Io(e)),
+            Err(_) => {}
         }
         shared.drain_injected(&mut inner.ready.borrow_mut());
 
