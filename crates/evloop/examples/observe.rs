@@ -60,9 +60,10 @@ fn main() -> Result<(), evloop::Error> {
             m.iterations, m.parks, m.tasks_spawned, m.tasks_completed, m.tasks_alive, m.task_polls
         );
         println!(
-            "callbacks run {}, timers pending {}, fds registered {}, busy {:?}, parked {:?}",
-            m.callbacks_run, m.timers_pending, m.fds_registered, m.busy_time, m.parked_time
+            "callbacks run {}, timers pending {}, fds registered {}, I/O events {}",
+            m.callbacks_run, m.timers_pending, m.fds_registered, m.io_events
         );
+        println!("busy {:?}, parked {:?}", m.busy_time, m.parked_time);
         Ok(())
     })?
 }
