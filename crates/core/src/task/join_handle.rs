@@ -268,13 +268,23 @@ pub(crate) fn detaching_awaits<R>(f: impl FnOnce() -> R) -> R {
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         let state = self.header().state();
-        if state & JOIN_WAKER != 0 && state & COMPLETED == 0 && !DETACHING.with(Cell::get) {
-            // Dropped while awaited: the awaiter was cancelled or gave up (a timeout, a dropped
-            // `gather`), and what it awaited is cancelled with it (asyncio's `_fut_waiter`).
-            // SAFETY: our reference keeps the task alive for the call.
-            unsafe { header::cancel(self.ptr, CancelBy::AbandonedAwait, None) };
+        if state & JOIN_WAKER != 0 && state & COMPLETED == 0 {
+            abandon_await(self.ptr);
         }
         release_handle(self.ptr);
+    }
+}
+
+/// A handle dropped while awaited: the awaiter was cancelled or gave up (a timeout, a dropped
+/// `gather`), and what it awaited is cancelled with it (asyncio's `_fut_waiter`), unless the
+/// drop happens inside [`detaching_awaits`]. Out of line: the common drop (a handle whose
+/// task has ended, or one never awaited) stays small enough to inline.
+#[cold]
+#[inline(never)]
+fn abandon_await(ptr: NonNull<Header>) {
+    if !DETACHING.with(Cell::get) {
+        // SAFETY: the dropping handle's reference keeps the task alive for the call.
+        unsafe { header::cancel(ptr, CancelBy::AbandonedAwait, None) };
     }
 }
 
