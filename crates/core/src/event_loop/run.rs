@@ -284,6 +284,7 @@ impl EventLoop {
             waited
         };
         match waited {
+            Ok(0) => {}
             Ok(events) => bump(&inner.counters.io_events, events as u64),
             Err(e) if e.kind() != std::io::ErrorKind::Interrupted => return Err(Error::Io(e)),
             Err(_) => {}
