@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 pub use evloop_core::{YieldNow, yield_now};
 
+mod deadline;
 mod interval;
 mod scope;
 mod sleep;

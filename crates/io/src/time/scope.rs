@@ -6,10 +6,11 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::{Elapsed, Sleep, sleep_until};
+use super::Elapsed;
+use super::deadline::Deadline;
 
 /// A [`Timeout`] scope whose deadline is `delay` from now, or none for `None` (asyncio's
 /// `asyncio.timeout(delay)`, `timeout(None)` included).
@@ -154,7 +155,7 @@ impl Timeout {
         // Settles the phase if this future is dropped (or a poll of the work panics) midway.
         let _exit = Exit(&shared);
         let mut work = pin!(Some(future));
-        let mut timer: Option<Sleep> = None;
+        let mut timer = Deadline::new();
         poll_fn(|cx| {
             let (when, old_waker) = {
                 let mut state = shared.lock();
@@ -165,30 +166,21 @@ impl Timeout {
                 (state.when, old)
             };
             drop(old_waker);
-            // Our own deadline first: once it has passed the work is not polled again (so of
-            // nested scopes that expire together the outermost claims the expiry).
-            if is_past(when) {
-                return Poll::Ready(Err(expire(&shared, &mut work)));
-            }
-            let Some(fut) = work.as_mut().as_pin_mut() else {
+            // Our own deadline first (`Deadline::poll`): once it has passed the work is not
+            // polled again (so of nested scopes that expire together the outermost claims the
+            // expiry). The work may move the deadline while it runs: the timer follows.
+            let poll_work = |cx: &mut Context<'_>| match work.as_mut().as_pin_mut() {
+                Some(fut) => fut.poll(cx).map(Some),
                 // Not reached: the work is taken out only on the way to `Ready`.
-                return Poll::Ready(Err(Elapsed(())));
+                None => Poll::Ready(None),
             };
-            if let Poll::Ready(out) = fut.poll(cx) {
-                shared.lock().phase = Phase::Finished;
-                return Poll::Ready(Ok(out));
-            }
-            // The work may have moved the deadline while it ran.
-            let Some(deadline) = shared.lock().when else {
-                timer = None;
-                return Poll::Pending;
-            };
-            let timer = match &mut timer {
-                Some(t) if t.deadline() == deadline => t,
-                slot => slot.insert(sleep_until(deadline)),
-            };
-            match std::pin::Pin::new(timer).poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(expire(&shared, &mut work))),
+            match timer.poll(cx, when, poll_work, || shared.lock().when) {
+                Poll::Ready(Ok(Some(out))) => {
+                    shared.lock().phase = Phase::Finished;
+                    Poll::Ready(Ok(out))
+                }
+                Poll::Ready(Ok(None)) => Poll::Ready(Err(Elapsed(()))),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(expire(&shared, &mut work))),
                 Poll::Pending => Poll::Pending,
             }
         })

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::sleep_until;
+use super::deadline::Deadline;
 
 /// The error of [`timeout`] and [`timeout_at`]: the deadline passed before the future
 /// completed (asyncio's `TimeoutError`).
@@ -111,20 +111,12 @@ pub fn timeout<F: Future>(
 /// ```
 pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
     let mut future = pin!(future);
-    let mut timer = sleep_until(deadline);
+    let mut timer = Deadline::new();
+    // Our own deadline first (`Deadline::poll`): once it has passed the work is not polled
+    // again, so of nested timeouts that expire together the outermost claims the expiry.
     poll_fn(|cx| {
-        // Our own deadline first: once it has passed the work is not polled again, so of
-        // nested timeouts that expire together the outermost claims the expiry.
-        if Instant::now() >= deadline {
-            return Poll::Ready(Err(Elapsed(())));
-        }
-        if let Poll::Ready(out) = future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(out));
-        }
-        match Pin::new(&mut timer).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
-            Poll::Pending => Poll::Pending,
-        }
+        let work = |cx: &mut Context<'_>| future.as_mut().poll(cx);
+        timer.poll(cx, Some(deadline), work, || Some(deadline))
     })
     .await
     // `future` is dropped here, when the deadline won too.
@@ -179,21 +171,20 @@ pub async fn wait_for_task<T>(
     let deadline = evloop_core::deadline_after(duration);
     let task_ref = task.as_ref();
     let mut guard = Guard(Some(task));
-    let mut timer = sleep_until(deadline);
+    let mut timer = Deadline::new();
     let outcome = poll_fn(|cx| {
         let Some(task) = guard.0.as_mut() else {
             return Poll::Ready(None);
         };
-        if Instant::now() < deadline {
-            if let Poll::Ready(out) = Pin::new(task).poll(cx) {
+        let work = |cx: &mut Context<'_>| Pin::new(task).poll(cx);
+        match timer.poll(cx, Some(deadline), work, || Some(deadline)) {
+            Poll::Ready(Ok(out)) => {
                 guard.0 = None;
-                return Poll::Ready(Some(out));
+                Poll::Ready(Some(out))
             }
-            if Pin::new(&mut timer).poll(cx).is_pending() {
-                return Poll::Pending;
-            }
+            Poll::Ready(Err(_)) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
-        Poll::Ready(None)
     })
     .await;
     if let Some(out) = outcome {
