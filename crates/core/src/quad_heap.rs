@@ -71,22 +71,33 @@ impl<T: Ord> QuadHeap<T> {
     }
 
     fn sift_down(&mut self, mut i: usize) {
-        let n = self.items.len();
+        let items = &mut self.items[..];
+        let n = items.len();
         loop {
             let first = 4 * i + 1;
-            if first >= n {
-                break;
-            }
-            let mut min = first;
-            for c in first + 1..(first + 4).min(n) {
-                if self.items[c] < self.items[min] {
-                    min = c;
+            let min = if first + 4 <= n {
+                // Four children (all but the last node on the bottom level): a tournament of
+                // three comparisons, on a slice whose length the compiler knows.
+                let kids = &items[first..first + 4];
+                let low = if kids[1] < kids[0] { 1 } else { 0 };
+                let high = if kids[3] < kids[2] { 3 } else { 2 };
+                first + if kids[high] < kids[low] { high } else { low }
+            } else if first < n {
+                let kids = &items[first..];
+                let mut min = 0;
+                for c in 1..kids.len() {
+                    if kids[c] < kids[min] {
+                        min = c;
+                    }
                 }
-            }
-            if self.items[min] >= self.items[i] {
+                first + min
+            } else {
+                break;
+            };
+            if items[min] >= items[i] {
                 break;
             }
-            self.items.swap(i, min);
+            items.swap(i, min);
             i = min;
         }
     }
