@@ -127,8 +127,10 @@ fn dropping_a_tokio_task_aborts_it() {
     let (gone_tx, gone_rx) = tokio::sync::oneshot::channel::<()>();
     evloop::run(async move {
         let task = spawn_tokio(async move {
+            // Locals drop in reverse order: `_gone` last, so once the receiver sees the channel
+            // closed, the probe has been dropped too (it was dropped first, on the worker).
+            let _gone = gone_tx;
             let _probe = probe;
-            let _gone = gone_tx; // dropped with the future: the receiver then sees Err.
             started_tx.send(()).ok();
             std::future::pending::<()>().await;
         });
