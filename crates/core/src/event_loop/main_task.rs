@@ -130,13 +130,7 @@ impl MainTask {
     /// waiting for (for the task dump).
     pub(super) fn polled(&self) {
         crate::metrics::bump(&self.lp.inner.counters.task_polls, 1);
-        let id = self.task.id();
-        let awaited = task::take_awaited(id);
-        self.lp
-            .inner
-            .tasks
-            .borrow_mut()
-            .set_awaiting(self.table_slot, id, awaited);
+        self.lp.record_awaiting(self.table_slot, self.task.id());
     }
 
     /// Ends the task: with success when the run's future completed, else cancelled. Called once

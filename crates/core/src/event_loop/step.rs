@@ -9,7 +9,7 @@ use evloop_reactor::coop;
 
 use crate::loop_state::EventLoop;
 use crate::metrics::bump;
-use crate::task::{self, Runnable, Step};
+use crate::task::{self, Runnable, Step, TaskId};
 use crate::work::Work;
 
 impl EventLoop {
@@ -55,16 +55,23 @@ impl EventLoop {
                 self.forget_task(slot, id);
                 return false;
             }
-            Step::Pending => {
-                // What the poll left the task waiting for (a `Task`/`TaskRef` it awaits), for
-                // the task dump; the table is only touched when that changes.
-                let awaited = task::take_awaited(id);
-                inner.tasks.borrow_mut().set_awaiting(slot, id, awaited);
-            }
+            Step::Pending => self.record_awaiting(slot, id),
             // Woken during its own poll (e.g. `yield_now`): straight back onto the local queue.
             // (It shows as scheduled in a dump; its next step records what it awaits.)
             Step::Woken(r) => self.push_ready(Work::Task(r)),
         }
         true
+    }
+
+    /// After a poll that left the task `id` (at `slot` in the task table) pending: records
+    /// what it now waits for (a `Task`/`TaskRef` it awaits), for the task dump; the table entry
+    /// is only written when that changes.
+    #[inline]
+    pub(super) fn record_awaiting(&self, slot: u32, id: TaskId) {
+        let awaited = task::take_awaited(id);
+        self.inner
+            .tasks
+            .borrow_mut()
+            .set_awaiting(slot, id, awaited);
     }
 }
