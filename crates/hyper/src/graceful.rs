@@ -64,9 +64,16 @@ struct Shared {
     /// The connections' wakers, by slot; `None` in a free slot or before the first poll.
     wakers: RefCell<Vec<Option<Waker>>>,
     free: RefCell<Vec<usize>>,
-    active: Cell<usize>,
-    /// Who waits in `shutdown()` for the last connection to end.
-    idle: RefCell<Option<Waker>>,
+    /// Every task waiting in a `shutdown()` for the last connection to end (the watcher is
+    /// `Clone`: several may wait).
+    idle: RefCell<Vec<Waker>>,
+}
+
+impl Shared {
+    /// Watched connections that have not ended: the slots in use.
+    fn active(&self) -> usize {
+        self.wakers.borrow().len() - self.free.borrow().len()
+    }
 }
 
 /// Tracks connections for a graceful shutdown, like a server's "drain": wrap each
@@ -136,7 +143,6 @@ impl GracefulShutdown {
                 wakers.len() - 1
             }
         };
-        shared.active.set(shared.active.get() + 1);
         Watched {
             conn: Box::pin(conn),
             shared: shared.clone(),
@@ -148,7 +154,7 @@ impl GracefulShutdown {
 
     /// How many watched connections have not ended yet.
     pub fn active(&self) -> usize {
-        self.shared.active.get()
+        self.shared.active()
     }
 
     /// Whether [`shutdown`](GracefulShutdown::shutdown) has been called.
@@ -163,13 +169,13 @@ impl GracefulShutdown {
     pub fn shutdown(&self) -> Shutdown {
         let shared = &self.shared;
         if !shared.shutting_down.replace(true) {
-            // Take the wakers out first: waking runs no code here, but keep no borrow.
+            // Take the wakers out first (a signalled connection needs its waker no more):
+            // waking runs no code here, but keep no borrow.
             let wakers: Vec<Waker> = shared
                 .wakers
                 .borrow_mut()
                 .iter_mut()
-                .flatten()
-                .map(|w| w.clone())
+                .filter_map(Option::take)
                 .collect();
             for waker in wakers {
                 waker.wake();
@@ -200,13 +206,12 @@ impl Future for Shutdown {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.shared.active.get() == 0 {
+        if self.shared.active() == 0 {
             return Poll::Ready(());
         }
         let mut idle = self.shared.idle.borrow_mut();
-        match idle.as_ref() {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *idle = Some(cx.waker().clone()),
+        if !idle.iter().any(|w| w.will_wake(cx.waker())) {
+            idle.push(cx.waker().clone());
         }
         Poll::Pending
     }
@@ -215,7 +220,7 @@ impl Future for Shutdown {
 impl fmt::Debug for Shutdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shutdown")
-            .field("active", &self.shared.active.get())
+            .field("active", &self.shared.active())
             .finish()
     }
 }
@@ -272,11 +277,9 @@ impl<C> Watched<C> {
             *slot = None;
         }
         shared.free.borrow_mut().push(self.slot);
-        let active = shared.active.get().saturating_sub(1);
-        shared.active.set(active);
-        if active == 0 {
-            let idle = shared.idle.borrow_mut().take();
-            if let Some(waker) = idle {
+        if shared.active() == 0 {
+            let idle = std::mem::take(&mut *shared.idle.borrow_mut());
+            for waker in idle {
                 waker.wake();
             }
         }

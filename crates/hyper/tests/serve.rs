@@ -227,3 +227,56 @@ fn a_connection_watched_after_shutdown_is_shut_down_at_once() {
 fn the_executor_needs_a_running_loop() {
     EvloopExecutor.execute(async {});
 }
+
+/// A connection that ends as soon as it is asked to shut down gracefully.
+struct EndsOnShutdown {
+    asked: bool,
+}
+
+impl std::future::Future for EndsOnShutdown {
+    type Output = Result<(), Infallible>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if self.asked {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+impl evloop::hyper::GracefulConnection for EndsOnShutdown {
+    type Error = Infallible;
+    fn graceful_shutdown(mut self: std::pin::Pin<&mut Self>) {
+        self.asked = true;
+    }
+}
+
+/// Two tasks awaiting `shutdown()` of one watcher (it is `Clone`) both return when the last
+/// connection ends: each `Shutdown` is woken, not only the one polled last.
+#[test]
+fn every_task_awaiting_shutdown_is_woken() {
+    evloop::run(async {
+        let graceful = GracefulShutdown::new();
+        let conn = evloop::spawn(graceful.watch(EndsOnShutdown { asked: false }));
+        evloop::yield_now().await; // the connection is watched and pending
+        assert_eq!(graceful.active(), 1);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let g = graceful.clone();
+                evloop::spawn(async move { g.shutdown().await })
+            })
+            .collect();
+        let all = evloop::timeout(BOUND, async {
+            for w in waiters {
+                w.await.expect("a waiter");
+            }
+        });
+        all.await.expect("both waiters woke");
+        conn.await.expect("the task").expect("a clean end");
+        assert_eq!(graceful.active(), 0);
+    })
+    .expect("the loop ran");
+}
