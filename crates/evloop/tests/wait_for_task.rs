@@ -73,3 +73,19 @@ fn test_cancel_wait_for_task() {
     })
     .unwrap();
 }
+
+/// An expiry is one cancel request (asyncio's `wait_for` cancels once): `cancelling()` is 1,
+/// so a task's own `uncancel()` bookkeeping can reach 0.
+#[test]
+fn an_expiry_is_one_cancel_request() {
+    evloop::run(async {
+        let slow = evloop::spawn(async {
+            evloop::sleep(Duration::from_secs(60)).await;
+        });
+        evloop::yield_now().await;
+        let r = slow.as_ref();
+        assert!(wait_for_task(slow, Duration::from_millis(5)).await.is_err());
+        assert_eq!(r.cancelling(), 1);
+    })
+    .unwrap();
+}

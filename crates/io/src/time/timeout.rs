@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::pin::pin;
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use super::deadline::Deadline;
@@ -156,50 +156,23 @@ pub async fn wait_for_task<T>(
     task: evloop_core::Task<T>,
     duration: Duration,
 ) -> Result<Result<T, evloop_core::JoinError>, Elapsed> {
-    /// Cancels the task if this future goes away before the task ended.
-    struct Guard<T>(Option<evloop_core::Task<T>>);
-    impl<T> Drop for Guard<T> {
-        fn drop(&mut self) {
-            if let Some(task) = self.0.take() {
-                task.cancel();
-            }
-        }
-    }
     if task.is_done() {
         return Ok(task.await);
     }
-    let deadline = evloop_core::deadline_after(duration);
-    let task_ref = task.as_ref();
-    let mut guard = Guard(Some(task));
-    let mut timer = Deadline::new();
-    let outcome = poll_fn(|cx| {
-        let Some(task) = guard.0.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let work = |cx: &mut Context<'_>| Pin::new(task).poll(cx);
-        match timer.poll(cx, Some(deadline), work, || Some(deadline)) {
-            Poll::Ready(Ok(out)) => {
-                guard.0 = None;
-                Poll::Ready(Some(out))
-            }
-            Poll::Ready(Err(_)) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await;
-    if let Some(out) = outcome {
-        return Ok(out);
-    }
-    // Expired: cancel, then wait until the task has ended (asyncio waits for the cancellation).
-    let Some(task) = guard.0.take() else {
-        return Err(Elapsed(()));
-    };
-    task.cancel();
+    // Awaited through `&mut`: on expiry the handle is still ours to cancel and await. If this
+    // future is dropped while waiting, the handle goes with it, awaited, which cancels the
+    // task (the core's rule for an abandoned await).
     let mut task = task;
-    let end = (&mut task).await;
-    drop(task_ref);
-    match end {
-        Err(e) if e.is_cancelled() => Err(Elapsed(())),
-        other => Ok(other),
+    match timeout_at(evloop_core::deadline_after(duration), &mut task).await {
+        Ok(out) => Ok(out),
+        // Expired: cancel, then wait until the task has ended (asyncio waits for the
+        // cancellation); a task that finished anyway keeps its outcome.
+        Err(elapsed) => {
+            task.cancel();
+            match task.await {
+                Err(e) if e.is_cancelled() => Err(elapsed),
+                other => Ok(other),
+            }
+        }
     }
 }
