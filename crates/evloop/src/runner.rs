@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 
@@ -310,7 +310,12 @@ impl Runner {
             None
         };
         let interrupted = Rc::new(Cell::new(None));
-        let main = watch_interrupt(fut, interrupt, interrupted.clone());
+        // Not watching: a signal that never comes (a zero-sized box, no allocation).
+        let interrupt = interrupt.unwrap_or_else(|| Box::pin(std::future::pending()));
+        let cancelled_by_ctrl_c = interrupted.clone();
+        let main = cancel_main_on(fut, interrupt, move |main| {
+            cancelled_by_ctrl_c.set(Some(main));
+        });
 
         match catch_unwind(AssertUnwindSafe(|| {
             lp.run_until_complete_at(main, location)
@@ -390,25 +395,23 @@ impl fmt::Debug for Runner {
     }
 }
 
-/// `fut`, watching `interrupt` alongside: when it completes (the first Ctrl-C), the main task
-/// — the task this future runs as — is cancelled like any task (asyncio's Runner does the
-/// same), and `interrupted` keeps it for the runner to tell that cancellation from others.
-async fn watch_interrupt<F: Future>(
+/// `fut`, with `signal` polled alongside: when `signal` completes, the main task — the task
+/// this future runs as — is cancelled like any task (asyncio's Runner does that on Ctrl-C,
+/// and `evloop::multi` on a joint stop), and `on_cancel` gets it (to tell that cancellation
+/// from others).
+pub(crate) async fn cancel_main_on<F: Future>(
     fut: F,
-    interrupt: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    interrupted: Rc<Cell<Option<TaskRef>>>,
+    signal: impl Future<Output = ()>,
+    on_cancel: impl FnOnce(TaskRef),
 ) -> F::Output {
     let mut fut = pin!(fut);
-    let Some(mut interrupt) = interrupt else {
-        return fut.await;
-    };
-    let mut watching = true;
+    let mut signal = pin!(signal);
+    let mut on_cancel = Some(on_cancel);
     poll_fn(|cx| {
-        if watching && interrupt.as_mut().poll(cx).is_ready() {
-            watching = false;
-            if let Ok(Some(main)) = crate::current_task() {
+        if on_cancel.is_some() && signal.as_mut().poll(cx).is_ready() {
+            if let (Some(f), Ok(Some(main))) = (on_cancel.take(), crate::current_task()) {
                 main.cancel();
-                interrupted.set(Some(main));
+                f(main);
                 // The future is dropped when this poll returns.
                 return Poll::Pending;
             }

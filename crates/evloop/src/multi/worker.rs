@@ -5,7 +5,6 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
@@ -14,6 +13,7 @@ use evloop_core::{Error, LoopHandle};
 
 use super::loops::{CurrentLoops, Loops};
 use crate::Runner;
+use crate::runner::cancel_main_on;
 
 /// How one loop ended.
 pub(super) enum Outcome<T, E> {
@@ -72,7 +72,12 @@ impl Stop {
     /// Completes when the stop is requested.
     async fn requested(&self) {
         poll_fn(|cx| {
-            *lock(&self.waker) = Some(cx.waker().clone());
+            {
+                let mut slot = lock(&self.waker);
+                if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *slot = Some(cx.waker().clone());
+                }
+            }
             if self.is_requested() {
                 Poll::Ready(())
             } else {
@@ -235,7 +240,11 @@ pub(super) fn loop_thread<F, Fut, T, E>(
         };
         let _current = CurrentLoops::set(loops);
         let stop = &shared.stops[index];
-        let result = runner.run(watch_stop(async { make(index).await }, stop));
+        let result = runner.run(cancel_main_on(
+            async { make(index).await },
+            stop.requested(),
+            drop,
+        ));
         let outcome = match result {
             Ok(Ok(value)) => {
                 shared.report(index, Outcome::Finished);
@@ -265,26 +274,4 @@ pub(super) fn loop_thread<F, Fut, T, E>(
         // first, so that the coordinator sees this failure before the others' `Stopped`.)
         shared.abort_start();
     }
-}
-
-/// `fut`, watching `stop` alongside: when it is requested, the main task (the task this runs
-/// as) is cancelled, as the Ctrl-C of `evloop::run` cancels it.
-async fn watch_stop<F: Future>(fut: F, stop: &Stop) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cancelled = false;
-    poll_fn(|cx| {
-        if !cancelled {
-            *lock(&stop.waker) = Some(cx.waker().clone());
-            if stop.is_requested() {
-                if let Ok(Some(main)) = crate::current_task() {
-                    main.cancel();
-                    cancelled = true;
-                    // The future is dropped when this poll returns.
-                    return Poll::Pending;
-                }
-            }
-        }
-        fut.as_mut().poll(cx)
-    })
-    .await
 }
