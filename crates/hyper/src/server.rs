@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
@@ -133,15 +133,11 @@ impl Builder {
                 len: 0,
                 deadline: self
                     .preface_timeout
-                    .map(|t| EvloopSleep::until(deadline_after(t))),
+                    .map(|t| EvloopSleep::until(evloop_core::deadline_after(t))),
                 builder: self.clone(),
             })),
         }
     }
-}
-
-fn deadline_after(timeout: Duration) -> Instant {
-    evloop_core::deadline_after(timeout)
 }
 
 /// A connection being served by [`Builder::serve_connection`]: a future that ends when the

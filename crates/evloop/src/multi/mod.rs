@@ -270,17 +270,15 @@ impl Builder {
             }
         }
         verdict?;
-        let done = values.len();
-        let values: Vec<T> = values.into_iter().flatten().collect();
-        if values.len() != done {
-            // Cannot happen: every loop finished, and a loop that finished reports `Done` or
-            // a failure. Still an error, not a panic.
-            return Err(MultiError::Loop {
+        // Every loop reported `Done` (a failure made the verdict an error), so none is
+        // missing; were one missing, that is still an error, not a panic.
+        values
+            .into_iter()
+            .collect::<Option<Vec<T>>>()
+            .ok_or(MultiError::Loop {
                 index: None,
-                error: Error::Cancelled,
-            });
-        }
-        Ok(values)
+                error: Error::StoppedBeforeComplete,
+            })
     }
 }
 
