@@ -107,6 +107,10 @@ impl Builder {
     /// How long a client may take to send its request head (HTTP/1, hyper's
     /// `header_read_timeout`) and, for both protocols, the bytes that tell which one it
     /// speaks. `None` waits forever. The connection is closed when it expires.
+    ///
+    /// The two are separate clocks: the protocol check gets `timeout`, then hyper's HTTP/1
+    /// header read starts its own (hyper takes no start instant), so a client trickling its
+    /// first bytes may take up to twice `timeout` for its first request head.
     pub fn header_read_timeout(&mut self, timeout: impl Into<Option<Duration>>) -> &mut Builder {
         let timeout = timeout.into();
         self.http1.header_read_timeout(timeout);
